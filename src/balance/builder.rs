@@ -1,0 +1,205 @@
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_core::Stream;
+use tokio::time::Instant;
+use tower::Service;
+
+use super::driver::{Backoff, Driver, Published};
+use super::pick::Pick;
+use super::service::{Balance, Shared};
+use super::snapshot::Snapshot;
+use super::BalanceLayer;
+use crate::discover::Update;
+use crate::endpoint::Endpoint;
+use crate::error::{BoxError, ConfigError};
+
+/// Configures and builds a [`Balance`].
+///
+/// # Defaults
+///
+/// - ready timeout: 10 s. Long enough for a first DNS or etcd answer and a connection to be
+///   made; short enough that a caller with no endpoints learns it while its own deadline still
+///   means something. Once the set has been empty this long, requests fail at once.
+/// - reconnect backoff: 100 ms doubling to 10 s, with jitter, for endpoints whose client
+///   could not be created.
+/// - seed for the backoff jitter: from the operating system.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mesh::balance::{Balance, RoundRobin};
+/// use tower_mesh::discover::Static;
+/// use tower_mesh::endpoint::Endpoint;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_mesh::BoxError> {
+/// // A "client" per endpoint: here just a function answering with the endpoint's port.
+/// let make = tower::service_fn(|ep: Endpoint| async move {
+///     Ok::<_, std::convert::Infallible>(tower::service_fn(move |_req: ()| async move {
+///         Ok::<_, std::convert::Infallible>(ep.addr().port())
+///     }))
+/// });
+/// let balance = Balance::builder(RoundRobin::new())
+///     .ready_timeout(Duration::from_secs(2))
+///     .build(Static::from_addrs(["127.0.0.1:1".parse()?]), make)?;
+///
+/// use tower::ServiceExt;
+/// assert_eq!(balance.oneshot(()).await?, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Builder<P> {
+    picker: Arc<P>,
+    ready_timeout: Duration,
+    backoff: Backoff,
+    seed: Option<u64>,
+}
+
+impl<P: Pick> Builder<P> {
+    /// The default ready timeout.
+    pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default first reconnect delay.
+    pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+    /// The default longest reconnect delay.
+    pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+    /// A builder with the given picker and the defaults.
+    pub fn new(picker: P) -> Self {
+        Builder {
+            picker: Arc::new(picker),
+            ready_timeout: Self::DEFAULT_READY_TIMEOUT,
+            backoff: Backoff {
+                min: Self::DEFAULT_BACKOFF_MIN,
+                max: Self::DEFAULT_BACKOFF_MAX,
+            },
+            seed: None,
+        }
+    }
+
+    /// How long `poll_ready` waits for an endpoint after the set becomes empty (or the balancer
+    /// is built) before failing with [`NoEndpoints`](crate::NoEndpoints). Zero is refused at
+    /// build time.
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// The delay before retrying an endpoint whose client could not be created: `min` after the
+    /// first failure, doubling up to `max`, each delay jittered down by up to half. Requires
+    /// `0 < min <= max`, checked at build time.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = Backoff { min, max };
+        self
+    }
+
+    /// A fixed seed for the reconnect jitter, for reproducible tests.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Checks the configuration, naming the first bad value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.ready_timeout.is_zero() {
+            return Err(ConfigError::ZeroReadyTimeout(self.ready_timeout));
+        }
+        let Backoff { min, max } = self.backoff;
+        if min.is_zero() || min > max {
+            return Err(ConfigError::InvalidBackoff { min, max });
+        }
+        Ok(())
+    }
+
+    /// Builds the balancer and spawns its driver on the current Tokio runtime.
+    ///
+    /// `discover` is the endpoint source; `make` builds the client for one endpoint (a
+    /// `MakeService<Endpoint>`: any `Service<Endpoint>` whose response is the client). Client
+    /// creation failures are retried with backoff and never fail the balancer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming a bad setting, or [`ConfigError::NoRuntime`] outside a runtime.
+    pub fn build<D, E, M, S>(self, discover: D, make: M) -> Result<Balance<P, S>, ConfigError>
+    where
+        D: Stream<Item = Result<Update, E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+        M: Service<Endpoint, Response = S> + Send + 'static,
+        M::Error: Into<BoxError>,
+        M::Future: Send + 'static,
+        S: Clone + Send + Sync + 'static,
+    {
+        self.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
+        let _enter = runtime.enter();
+        let now = Instant::now();
+        let published = Arc::new(Published {
+            snapshot: Arc::new(ArcSwap::from_pointee(Snapshot {
+                table: self.picker.build(&[]),
+                clients: Vec::new(),
+                loads: Vec::new(),
+                endpoints: Vec::new(),
+                empty_since: Some(now),
+            })),
+            pending: Mutex::new(Vec::new()),
+            waiters: Mutex::new(Default::default()),
+        });
+        let seed = self.seed.unwrap_or_else(|| {
+            use rand::RngExt;
+            rand::rng().random()
+        });
+        let driver = Driver::new(
+            Arc::clone(&self.picker),
+            discover,
+            make,
+            Arc::clone(&published),
+            self.backoff,
+            seed,
+            now,
+        );
+        let handle = runtime.spawn(driver.run());
+        let shared = Arc::new(Shared {
+            published,
+            ready_timeout: self.ready_timeout,
+            clones: AtomicU64::new(0),
+            driver: handle.abort_handle(),
+        });
+        Ok(Balance::from_parts(self.picker, shared))
+    }
+
+    /// A [`tower::Layer`] that builds a balancer around a `MakeService<Endpoint>`, fed by a
+    /// clone of `discover` each time it is applied.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming a bad setting.
+    pub fn into_layer<D>(self, discover: D) -> Result<BalanceLayer<P, D>, ConfigError> {
+        self.validate()?;
+        Ok(BalanceLayer::from_builder(self, discover))
+    }
+}
+
+impl<P> Clone for Builder<P> {
+    fn clone(&self) -> Self {
+        Builder {
+            picker: Arc::clone(&self.picker),
+            ready_timeout: self.ready_timeout,
+            backoff: self.backoff,
+            seed: self.seed,
+        }
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for Builder<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("picker", &self.picker)
+            .field("ready_timeout", &self.ready_timeout)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
+}

@@ -1,0 +1,426 @@
+//! The background task that turns discovery updates into published snapshots.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_core::Stream;
+use futures_util::{FutureExt, StreamExt};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
+use tokio::time::Instant;
+use tower::{Service, ServiceExt};
+
+use super::pick::{EndpointView, Pick};
+use super::snapshot::Snapshot;
+use super::stats::EndpointState;
+use crate::discover::Update;
+use crate::endpoint::Endpoint;
+use crate::error::BoxError;
+use crate::load::Load;
+
+/// State the driver shares with every balancer clone.
+pub(crate) struct Published<T, S> {
+    pub(crate) snapshot: Arc<ArcSwap<Snapshot<T, S>>>,
+    /// Endpoints discovery named whose clients are not ready, for `Balance::endpoints`.
+    pub(crate) pending: Mutex<Vec<(Arc<Endpoint>, EndpointState)>>,
+    /// Balancer clones waiting in `poll_ready` for a non-empty set, by clone id.
+    pub(crate) waiters: Mutex<HashMap<u64, Waker>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    pub(crate) min: Duration,
+    pub(crate) max: Duration,
+}
+
+impl Backoff {
+    /// Exponential from `min`, capped at `max`, with "equal jitter": uniform in `[d/2, d]`, so
+    /// endpoints that failed together do not retry together.
+    fn delay(&self, failures: u32, rng: &mut SmallRng) -> Duration {
+        let exp = failures.saturating_sub(1).min(31);
+        let d = self.min.saturating_mul(1u32 << exp).min(self.max);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(nanos / 2 + rng.random_range(0..=nanos / 2))
+    }
+}
+
+enum Done<S> {
+    Made(Result<S, BoxError>),
+    RetryDue,
+}
+
+enum State<S> {
+    Queued,
+    Connecting(AbortHandle),
+    Backoff { abort: AbortHandle, last_error: String },
+    Ready { client: S, load: Arc<Load> },
+}
+
+struct Entry<S> {
+    endpoint: Arc<Endpoint>,
+    generation: u64,
+    failures: u32,
+    state: State<S>,
+}
+
+impl<S> Entry<S> {
+    fn abort(&self) {
+        match &self.state {
+            State::Connecting(abort) | State::Backoff { abort, .. } => abort.abort(),
+            State::Queued | State::Ready { .. } => {}
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        matches!(self.state, State::Ready { .. })
+    }
+}
+
+pub(crate) struct Driver<P: Pick, D, M, S> {
+    picker: Arc<P>,
+    discover: Pin<Box<D>>,
+    discover_done: bool,
+    make: M,
+    published: Arc<Published<P::Table, S>>,
+    entries: BTreeMap<SocketAddr, Entry<S>>,
+    tasks: JoinSet<Done<S>>,
+    task_ids: HashMap<Id, (SocketAddr, u64)>,
+    queued: Vec<SocketAddr>,
+    generation: u64,
+    ready_changed: bool,
+    status_changed: bool,
+    backoff: Backoff,
+    rng: SmallRng,
+    empty_since: Instant,
+}
+
+impl<P, D, E, M, S> Driver<P, D, M, S>
+where
+    P: Pick,
+    D: Stream<Item = Result<Update, E>> + Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+    M: Service<Endpoint, Response = S> + Send + 'static,
+    M::Error: Into<BoxError>,
+    M::Future: Send + 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(
+        picker: Arc<P>,
+        discover: D,
+        make: M,
+        published: Arc<Published<P::Table, S>>,
+        backoff: Backoff,
+        seed: u64,
+        empty_since: Instant,
+    ) -> Self {
+        Driver {
+            picker,
+            discover: Box::pin(discover),
+            discover_done: false,
+            make,
+            published,
+            entries: BTreeMap::new(),
+            tasks: JoinSet::new(),
+            task_ids: HashMap::new(),
+            queued: Vec::new(),
+            generation: 0,
+            ready_changed: false,
+            status_changed: false,
+            backoff,
+            rng: SmallRng::seed_from_u64(seed),
+            empty_since,
+        }
+    }
+
+    /// Runs until discovery has ended and no client creation is outstanding, or until the
+    /// balancer is dropped (which aborts this task). The last published set stays published.
+    pub(crate) async fn run(mut self) {
+        loop {
+            self.start_queued().await;
+            if self.ready_changed {
+                self.publish();
+            }
+            if self.status_changed {
+                self.publish_status();
+            }
+            tokio::select! {
+                biased;
+                item = self.discover.next(), if !self.discover_done => {
+                    self.on_discover(item);
+                    // Apply every update already waiting before rebuilding once.
+                    while !self.discover_done {
+                        match self.discover.next().now_or_never() {
+                            Some(item) => self.on_discover(item),
+                            None => break,
+                        }
+                    }
+                }
+                Some(done) = self.tasks.join_next_with_id() => {
+                    self.on_done(done);
+                    while let Some(done) = self.tasks.try_join_next_with_id() {
+                        self.on_done(done);
+                    }
+                }
+                else => break,
+            }
+        }
+        tracing::debug!("discovery ended; endpoint set is final");
+    }
+
+    fn on_discover(&mut self, item: Option<Result<Update, E>>) {
+        match item {
+            None => {
+                tracing::debug!("discovery stream ended; keeping the current endpoint set");
+                self.discover_done = true;
+            }
+            Some(Err(e)) => {
+                let e: BoxError = e.into();
+                tracing::warn!(error = %e, "discovery failed; keeping the last endpoint set");
+            }
+            Some(Ok(Update::Insert(ep))) => self.insert(ep),
+            Some(Ok(Update::Remove(addr))) => self.remove(addr),
+            Some(Ok(Update::Reset(list))) => {
+                let mut next: BTreeMap<SocketAddr, Endpoint> = BTreeMap::new();
+                for ep in list {
+                    next.insert(ep.addr(), ep);
+                }
+                let gone: Vec<SocketAddr> = self
+                    .entries
+                    .keys()
+                    .filter(|a| !next.contains_key(a))
+                    .copied()
+                    .collect();
+                for addr in gone {
+                    self.remove(addr);
+                }
+                for ep in next.into_values() {
+                    self.insert(ep);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, ep: Endpoint) {
+        let addr = ep.addr();
+        if let Some(entry) = self.entries.get_mut(&addr) {
+            if *entry.endpoint == ep {
+                return;
+            }
+            if entry.endpoint.identity() == ep.identity() {
+                // Metadata only: keep the client and its load counters.
+                tracing::debug!(endpoint = %addr, "endpoint metadata changed");
+                entry.endpoint = Arc::new(ep);
+                if entry.is_ready() {
+                    self.ready_changed = true;
+                } else {
+                    self.status_changed = true;
+                }
+                return;
+            }
+            // A different expected identity needs a client built for it.
+            entry.abort();
+            if entry.is_ready() {
+                self.ready_changed = true;
+            }
+            self.generation += 1;
+            *entry = Entry {
+                endpoint: Arc::new(ep),
+                generation: self.generation,
+                failures: 0,
+                state: State::Queued,
+            };
+        } else {
+            tracing::debug!(endpoint = %addr, "endpoint discovered");
+            self.generation += 1;
+            self.entries.insert(
+                addr,
+                Entry {
+                    endpoint: Arc::new(ep),
+                    generation: self.generation,
+                    failures: 0,
+                    state: State::Queued,
+                },
+            );
+        }
+        self.queued.push(addr);
+        self.status_changed = true;
+    }
+
+    fn remove(&mut self, addr: SocketAddr) {
+        if let Some(entry) = self.entries.remove(&addr) {
+            tracing::debug!(endpoint = %addr, "endpoint removed");
+            entry.abort();
+            if entry.is_ready() {
+                self.ready_changed = true;
+            } else {
+                self.status_changed = true;
+            }
+        }
+    }
+
+    /// Starts client creation for queued endpoints.
+    async fn start_queued(&mut self) {
+        while let Some(addr) = self.queued.pop() {
+            let Some(entry) = self.entries.get(&addr) else {
+                continue;
+            };
+            if !matches!(entry.state, State::Queued) {
+                continue;
+            }
+            let (ep, generation) = (Endpoint::clone(&entry.endpoint), entry.generation);
+            let fut = match self.make.ready().await {
+                Ok(make) => make.call(ep),
+                Err(e) => {
+                    self.failed(addr, generation, e.into().to_string());
+                    continue;
+                }
+            };
+            let abort = self.tasks.spawn(async move { Done::Made(fut.await.map_err(Into::into)) });
+            self.task_ids.insert(abort.id(), (addr, generation));
+            if let Some(entry) = self.entries.get_mut(&addr) {
+                entry.state = State::Connecting(abort);
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Result<(Id, Done<S>), JoinError>) {
+        let (id, done) = match done {
+            Ok((id, done)) => (id, Ok(done)),
+            Err(e) => (e.id(), Err(e)),
+        };
+        let Some((addr, generation)) = self.task_ids.remove(&id) else {
+            return;
+        };
+        match self.entries.get(&addr) {
+            Some(entry) if entry.generation == generation => {}
+            // Removed or replaced since this task started.
+            _ => return,
+        }
+        match done {
+            Ok(Done::Made(Ok(client))) => {
+                tracing::debug!(endpoint = %addr, "endpoint client ready");
+                if let Some(entry) = self.entries.get_mut(&addr) {
+                    entry.failures = 0;
+                    entry.state = State::Ready {
+                        client,
+                        load: Arc::new(Load::new()),
+                    };
+                }
+                self.ready_changed = true;
+                self.status_changed = true;
+            }
+            Ok(Done::Made(Err(e))) => self.failed(addr, generation, e.to_string()),
+            Ok(Done::RetryDue) => {
+                if let Some(entry) = self.entries.get_mut(&addr) {
+                    entry.state = State::Queued;
+                }
+                self.queued.push(addr);
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(_) => self.failed(addr, generation, "client creation panicked".to_owned()),
+        }
+    }
+
+    fn failed(&mut self, addr: SocketAddr, generation: u64, error: String) {
+        let Some(entry) = self.entries.get_mut(&addr) else {
+            return;
+        };
+        entry.failures = entry.failures.saturating_add(1);
+        let delay = self.backoff.delay(entry.failures, &mut self.rng);
+        tracing::warn!(
+            endpoint = %addr,
+            failures = entry.failures,
+            retry_in = ?delay,
+            error = %error,
+            "endpoint client creation failed; will retry"
+        );
+        let abort = self.tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            Done::RetryDue
+        });
+        self.task_ids.insert(abort.id(), (addr, generation));
+        entry.state = State::Backoff {
+            abort,
+            last_error: error,
+        };
+        self.status_changed = true;
+    }
+
+    fn publish(&mut self) {
+        self.ready_changed = false;
+        let mut endpoints = Vec::new();
+        let mut clients = Vec::new();
+        let mut loads = Vec::new();
+        for entry in self.entries.values() {
+            if let State::Ready { client, load } = &entry.state {
+                endpoints.push(Arc::clone(&entry.endpoint));
+                clients.push(client);
+                loads.push(Arc::clone(load));
+            }
+        }
+        let views: Vec<EndpointView<'_>> = endpoints.iter().map(|e| EndpointView::new(e)).collect();
+        let table = self.picker.build(&views);
+        drop(views);
+        let was_empty = self.published.snapshot.load().is_empty();
+        let empty_since = if clients.is_empty() {
+            if !was_empty {
+                self.empty_since = Instant::now();
+            }
+            Some(self.empty_since)
+        } else {
+            None
+        };
+        let ready = clients.len();
+        let snapshot = Snapshot {
+            table,
+            clients: clients.into_iter().cloned().collect(),
+            loads,
+            endpoints,
+            empty_since,
+        };
+        self.published.snapshot.store(Arc::new(snapshot));
+        tracing::debug!(ready, known = self.entries.len(), "endpoint set published");
+        if ready > 0 {
+            let waiters = std::mem::take(&mut *lock(&self.published.waiters));
+            for waker in waiters.into_values() {
+                waker.wake();
+            }
+        } else {
+            tracing::warn!(known = self.entries.len(), "no ready endpoints");
+        }
+    }
+
+    fn publish_status(&mut self) {
+        self.status_changed = false;
+        let pending = self
+            .entries
+            .values()
+            .filter_map(|e| {
+                let state = match &e.state {
+                    State::Ready { .. } => return None,
+                    State::Queued | State::Connecting(_) => EndpointState::Connecting {
+                        failures: e.failures,
+                    },
+                    State::Backoff { last_error, .. } => EndpointState::Backoff {
+                        failures: e.failures,
+                        last_error: last_error.clone(),
+                    },
+                };
+                Some((Arc::clone(&e.endpoint), state))
+            })
+            .collect();
+        *lock(&self.published.pending) = pending;
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (every critical section
+/// here is a single replace or take).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

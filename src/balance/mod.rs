@@ -1,0 +1,64 @@
+//! Load balancing: a lock-free [`Balance`] service and the pickers that choose endpoints.
+//!
+//! # How it works
+//!
+//! ```text
+//!  discovery source ──Update──▶ driver task ──Arc<Snapshot>──▶ Balance (every clone)
+//!                               │ one client per endpoint        │ per request: read snapshot,
+//!                               │ via the user's MakeService     │ pick, clone client, call
+//!                               │ picker table rebuilt once      │
+//!                               ▼ per burst of updates           ▼
+//! ```
+//!
+//! A picker ([`Pick`] + [`PickRequest`]) turns the endpoint list into an immutable table once
+//! per set change, on the driver task, and picks from it per request without locks. The
+//! published snapshot is swapped with `arc-swap`, so writers (discovery) never block readers
+//! and readers never block each other. Compared with tower's `p2c::Balance`, which needs
+//! `&mut self` and a `Buffer` to be shared, the request path here is a cached pointer check,
+//! a pick over plain data, one client clone and two counter increments.
+//!
+//! # Choosing a picker
+//!
+//! | picker | picks | choose it when |
+//! |---|---|---|
+//! | [`RoundRobin`] | each endpoint in turn (per clone) | endpoints and requests are alike |
+//! | [`Random`] | uniformly at random | many independent clients; no lockstep |
+//! | [`Weighted`] | exact weight shares per cycle, smoothly interleaved | capacities differ and must be honoured exactly |
+//! | [`WeightedRandom`] | at random, in proportion to weight (alias method) | capacities differ; many clients; weights change often |
+//!
+//! Writing a picker: implement [`Pick`] (what to precompute) and [`PickRequest`] (how to pick
+//! for a request). `build` may be slow; `pick` must not allocate or lock.
+
+mod builder;
+mod driver;
+mod layer;
+mod pick;
+mod random;
+mod round_robin;
+mod seed;
+mod service;
+mod snapshot;
+mod stats;
+mod weighted;
+mod weighted_random;
+
+pub use self::builder::Builder;
+pub use self::layer::BalanceLayer;
+pub use self::pick::{EndpointView, Loads, Pick, PickRequest};
+pub use self::random::Random;
+pub use self::round_robin::{Position, RoundRobin};
+pub use self::seed::PickRng;
+pub use self::service::{Balance, ResponseFuture};
+pub use self::stats::{EndpointState, EndpointStats};
+pub use self::weighted::{Schedule, Weighted};
+pub use self::weighted_random::{AliasTable, WeightedRandom};
+
+impl<P: Pick, S> Balance<P, S> {
+    /// A [`Builder`] for a balancer using `picker`.
+    pub fn builder(picker: P) -> Builder<P> {
+        Builder::new(picker)
+    }
+}
+
+#[cfg(test)]
+mod tests;

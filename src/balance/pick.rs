@@ -1,0 +1,103 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::endpoint::{Endpoint, Weight};
+use crate::load::Load;
+
+/// The table-building half of a picker: what it precomputes from the endpoint set.
+///
+/// A balancer calls [`build`](Pick::build) once per endpoint-set change, on its background
+/// driver task, never on a request's task, and publishes the table in an immutable snapshot.
+/// Per request it calls [`PickRequest::pick`] with that table. Everything expensive belongs in
+/// `build`; `pick` should be a few nanoseconds of reads.
+///
+/// Each clone of a [`Balance`](super::Balance) has its own [`Cursor`](Pick::Cursor) (a position
+/// in a schedule, a random number generator), so pickers keep shared writes off the request path:
+/// two tasks on two cores picking at once touch no common cache line.
+pub trait Pick: Send + Sync + 'static {
+    /// The precomputed, immutable table picks are made from.
+    type Table: Send + Sync + 'static;
+    /// Per-clone mutable state.
+    type Cursor: Send + Sync + 'static;
+
+    /// Builds the table for a new endpoint set. `endpoints` is sorted by address; indices into
+    /// it are what [`PickRequest::pick`] returns.
+    fn build(&self, endpoints: &[EndpointView<'_>]) -> Self::Table;
+
+    /// The cursor for the `clone`-th clone of the balancer (0 for the first). Seeded pickers
+    /// derive the cursor from their seed and `clone`, so a run is reproducible.
+    fn cursor(&self, clone: u64) -> Self::Cursor;
+}
+
+/// The per-request half of a picker.
+pub trait PickRequest<Req>: Pick {
+    /// Chooses an endpoint for `req`: an index below `loads.len()`, or `None` when the picker
+    /// has nothing to offer. `table` was built from the same endpoint set as `loads`.
+    fn pick(
+        &self,
+        table: &Self::Table,
+        cursor: &mut Self::Cursor,
+        loads: &Loads<'_>,
+        req: &Req,
+    ) -> Option<usize>;
+}
+
+/// What a picker sees of one endpoint when it builds its table.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointView<'a> {
+    endpoint: &'a Endpoint,
+}
+
+impl<'a> EndpointView<'a> {
+    /// A view of `endpoint`.
+    pub fn new(endpoint: &'a Endpoint) -> Self {
+        EndpointView { endpoint }
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &'a Endpoint {
+        self.endpoint
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.endpoint.addr()
+    }
+
+    /// Its weight.
+    pub fn weight(&self) -> Weight {
+        self.endpoint.weight()
+    }
+}
+
+/// The live load of every endpoint in a snapshot, by index.
+#[derive(Debug, Clone, Copy)]
+pub struct Loads<'a> {
+    loads: &'a [Arc<Load>],
+}
+
+impl<'a> Loads<'a> {
+    /// Loads of endpoints `0..loads.len()`.
+    pub fn new(loads: &'a [Arc<Load>]) -> Self {
+        Loads { loads }
+    }
+
+    /// The number of endpoints.
+    pub fn len(&self) -> usize {
+        self.loads.len()
+    }
+
+    /// Whether there are no endpoints.
+    pub fn is_empty(&self) -> bool {
+        self.loads.is_empty()
+    }
+
+    /// The load of endpoint `index`.
+    ///
+    /// # Panics
+    ///
+    /// If `index >= self.len()`.
+    pub fn get(&self, index: usize) -> &'a Load {
+        &self.loads[index]
+    }
+}

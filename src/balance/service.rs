@@ -1,0 +1,279 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, Cache};
+use pin_project_lite::pin_project;
+use tokio::task::AbortHandle;
+use tokio::time::{Instant, Sleep};
+use tower::Service;
+use tower::util::Oneshot;
+
+use super::driver::{Published, lock};
+use super::pick::{Loads, Pick, PickRequest};
+use super::snapshot::Snapshot;
+use super::stats::EndpointStats;
+use crate::error::{BoxError, NoEndpoints};
+use crate::load::InFlight;
+
+/// A load balancer over a discovered endpoint set: a [`tower::Service`] that sends each request
+/// to one endpoint's client, chosen by the picker `P`.
+///
+/// `Balance` is `Clone + Send + Sync` and needs no `Buffer` to be shared: clone it into every
+/// task. A background driver task (spawned when the balancer is built, aborted when the last
+/// clone is dropped) applies discovery updates, creates one client per endpoint through the
+/// user's `MakeService<Endpoint>`, and publishes an immutable snapshot of the ready endpoints.
+/// The request path only reads that snapshot:
+///
+/// 1. `poll_ready` is `Ready` as soon as the snapshot has an endpoint. With none, it waits for
+///    discovery until the ready timeout has passed since the set became empty, then fails
+///    with [`NoEndpoints`], and keeps failing at once (fail fast) until an endpoint appears.
+/// 2. `call` picks an endpoint, clones its client, counts the request in flight on that
+///    endpoint, and returns a future that drives the client's own `poll_ready` and `call`.
+///
+/// A removed endpoint takes no new requests from the next pick on; requests already sent to it
+/// hold their own client clone and finish normally.
+///
+/// Each clone has its own picker cursor and its own cached reference to the snapshot, so clones
+/// on different cores share no written memory except the per-endpoint load counters. One
+/// consequence: a clone that sits idle keeps the snapshot it last used (and so the clients of
+/// endpoints removed since) alive until its next request or until it is dropped.
+///
+/// Endpoint clients must be `Clone` (hyper's, tonic's `Channel` and reqwest's clients are); wrap
+/// a client that is not in `tower::buffer::Buffer`.
+pub struct Balance<P: Pick, S> {
+    picker: Arc<P>,
+    cache: SnapshotCache<P::Table, S>,
+    cursor: P::Cursor,
+    shared: Arc<Shared<P::Table, S>>,
+    id: u64,
+    wait: Option<Wait>,
+}
+
+/// A clone's cached pointer to the published snapshot: one atomic load per check.
+type SnapshotCache<T, S> = Cache<Arc<ArcSwap<Snapshot<T, S>>>, Arc<Snapshot<T, S>>>;
+
+pub(crate) struct Shared<T, S> {
+    pub(crate) published: Arc<Published<T, S>>,
+    pub(crate) ready_timeout: Duration,
+    pub(crate) clones: AtomicU64,
+    pub(crate) driver: AbortHandle,
+}
+
+impl<T, S> Drop for Shared<T, S> {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+struct Wait {
+    deadline: Instant,
+    sleep: Pin<Box<Sleep>>,
+    registered: bool,
+}
+
+impl<P: Pick, S> Balance<P, S> {
+    pub(crate) fn from_parts(picker: Arc<P>, shared: Arc<Shared<P::Table, S>>) -> Self {
+        let id = shared.clones.fetch_add(1, Relaxed);
+        Balance {
+            cursor: picker.cursor(id),
+            picker,
+            cache: Cache::new(Arc::clone(&shared.published.snapshot)),
+            shared,
+            id,
+            wait: None,
+        }
+    }
+
+    /// Every endpoint discovery currently names, sorted by address, with its state and request
+    /// counters: ready endpoints with their load, and endpoints whose client is still being
+    /// created or is backing off after a failure.
+    pub fn endpoints(&self) -> Vec<EndpointStats> {
+        let published = &self.shared.published;
+        let pending = lock(&published.pending).clone();
+        published.snapshot.load().stats(&pending)
+    }
+
+    /// The number of endpoints ready to take requests now.
+    pub fn ready_len(&self) -> usize {
+        self.shared.published.snapshot.load().clients.len()
+    }
+
+    /// The picker.
+    pub fn picker(&self) -> &P {
+        &self.picker
+    }
+
+    fn unregister(&mut self) {
+        if let Some(wait) = self.wait.take() {
+            if wait.registered {
+                lock(&self.shared.published.waiters).remove(&self.id);
+            }
+        }
+    }
+}
+
+impl<P: Pick, S> Clone for Balance<P, S> {
+    fn clone(&self) -> Self {
+        Balance::from_parts(Arc::clone(&self.picker), Arc::clone(&self.shared))
+    }
+}
+
+impl<P: Pick, S> Drop for Balance<P, S> {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+impl<P: Pick + fmt::Debug, S> fmt::Debug for Balance<P, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Balance")
+            .field("picker", &self.picker)
+            .field("ready", &self.ready_len())
+            .field("clone", &self.id)
+            .finish()
+    }
+}
+
+impl<P, S, Req> Service<Req> for Balance<P, S>
+where
+    P: PickRequest<Req>,
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, Req>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if !self.cache.load().is_empty() {
+            if self.wait.is_some() {
+                self.unregister();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_empty(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        let snapshot = self.cache.load();
+        let picked = self.picker.pick(
+            &snapshot.table,
+            &mut self.cursor,
+            &Loads::new(&snapshot.loads),
+            &req,
+        );
+        match picked.and_then(|i| Some((snapshot.clients.get(i)?, snapshot.loads.get(i)?))) {
+            Some((client, load)) => ResponseFuture {
+                state: State::Call {
+                    guard: Some(load.start()),
+                    fut: Oneshot::new(client.clone(), req),
+                },
+            },
+            None => ResponseFuture {
+                state: State::Failed {
+                    error: Some(NoEndpoints::new(Duration::ZERO).into()),
+                },
+            },
+        }
+    }
+}
+
+impl<P: Pick, S> Balance<P, S> {
+    #[cold]
+    fn poll_empty(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let timeout = self.shared.ready_timeout;
+        let since = self.cache.load().empty_since.unwrap_or_else(Instant::now);
+        let deadline = since + timeout;
+        if Instant::now() >= deadline {
+            self.unregister();
+            return Poll::Ready(Err(NoEndpoints::new(timeout).into()));
+        }
+        lock(&self.shared.published.waiters).insert(self.id, cx.waker().clone());
+        // Re-check after registering: the driver may have published between the two loads.
+        if !self.cache.load().is_empty() {
+            self.unregister();
+            lock(&self.shared.published.waiters).remove(&self.id);
+            return Poll::Ready(Ok(()));
+        }
+        let wait = match &mut self.wait {
+            Some(wait) if wait.deadline == deadline => wait,
+            _ => self.wait.insert(Wait {
+                deadline,
+                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                registered: true,
+            }),
+        };
+        wait.registered = true;
+        if wait.sleep.as_mut().poll(cx).is_ready() {
+            self.unregister();
+            return Poll::Ready(Err(NoEndpoints::new(timeout).into()));
+        }
+        Poll::Pending
+    }
+}
+
+pin_project! {
+    /// The response future of a [`Balance`]: the chosen endpoint client's response, with the
+    /// request counted in flight on that endpoint until this future completes or is dropped.
+    pub struct ResponseFuture<S: Service<Req>, Req> {
+        #[pin]
+        state: State<S, Req>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S: Service<Req>, Req> {
+        Call {
+            #[pin]
+            fut: Oneshot<S, Req>,
+            guard: Option<InFlight>,
+        },
+        Failed {
+            error: Option<BoxError>,
+        },
+    }
+}
+
+impl<S, Req> Future for ResponseFuture<S, Req>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Call { fut, guard } => {
+                let result = ready!(fut.poll(cx));
+                let guard = guard.take();
+                match result {
+                    Ok(response) => Poll::Ready(Ok(response)),
+                    Err(e) => {
+                        if let Some(guard) = &guard {
+                            guard.failed();
+                        }
+                        Poll::Ready(Err(e.into()))
+                    }
+                }
+            }
+            StateProj::Failed { error } => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(|| NoEndpoints::new(Duration::ZERO).into()))),
+        }
+    }
+}
+
+impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,81 @@
+//! A service mesh as a library: service discovery, load balancing, health, TLS with workload
+//! identity and authorization policy, as [Tower](tower) layers stacked around your own RPC
+//! client.
+//!
+//! No sidecar, no control plane of our own: endpoints come from the registries you already run,
+//! and every piece is an ordinary `tower::Service` or `tower::Layer`.
+//!
+//! ```text
+//!  your code ──▶ [outer layers: timeout, retry, policy] ──▶ Balance<P, S> ──▶ endpoint client S
+//!                                                               ▲
+//!                        discovery (Static, Watch, any tower Discover) ── endpoints
+//! ```
+//!
+//! # Quick start
+//!
+//! ```
+//! use tower::{Service, ServiceExt};
+//! use tower_mesh::balance::{Balance, Weighted};
+//! use tower_mesh::discover::Static;
+//! use tower_mesh::endpoint::{Endpoint, Weight};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_mesh::BoxError> {
+//! // Your client, built once per endpoint. Here: a function that names the endpoint's port.
+//! let make_client = tower::service_fn(|ep: Endpoint| async move {
+//!     Ok::<_, std::convert::Infallible>(tower::service_fn(move |_req: &'static str| async move {
+//!         Ok::<_, std::convert::Infallible>(ep.addr().port())
+//!     }))
+//! });
+//! let endpoints = Static::new([
+//!     Endpoint::new("127.0.0.1:9001".parse()?),
+//!     Endpoint::new("127.0.0.1:9002".parse()?).with_weight(Weight::new(3)?),
+//! ]);
+//! let mut balance = Balance::builder(Weighted::new()).build(endpoints, make_client)?;
+//!
+//! let mut served = [0; 2];
+//! for _ in 0..8 {
+//!     let port = balance.ready().await?.call("hello").await?;
+//!     served[usize::from(port - 9001)] += 1;
+//! }
+//! assert_eq!(served, [2, 6]); // exact weight shares
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules
+//!
+//! - [`endpoint`]: the [`Endpoint`](endpoint::Endpoint) model.
+//! - [`discover`]: discovery sources and tower adapters.
+//! - [`balance`]: the [`Balance`](balance::Balance) service and its pickers.
+//! - [`load`]: per-endpoint load counters.
+//!
+//! # Feature flags
+//!
+//! No feature is on by default; each adds API and never changes a default behaviour.
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `http` | HTTP-aware helpers (reserved; lands with the hashing and load issues) |
+//! | `dns` | DNS discovery (reserved) |
+//! | `etcd` | etcd discovery and registration (reserved) |
+//! | `tls` | rustls mTLS with workload identity (reserved) |
+//! | `authz` | authentication and authorization policy (reserved) |
+//! | `full` | all of the above |
+//!
+//! # Stability
+//!
+//! Pre-1.0: minor versions may break the API, noted in the changelog. The minimum supported
+//! Rust version is 1.85 (edition 2024) and is raised only in a minor version.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod balance;
+pub mod discover;
+pub mod endpoint;
+pub mod error;
+pub mod load;
+
+pub use crate::error::{ConfigError, InvalidWeight, NoEndpoints, WatchClosed};
+pub use tower::BoxError;
