@@ -1,1 +1,415 @@
-fn main() {}
+//! Balancer benchmarks, side by side with tower 0.5's `p2c::Balance<PendingRequests>` in one run.
+//!
+//! Groups:
+//!
+//! - `per_request`: one `poll_ready` + `call` + `.await` per iteration on a current-thread
+//!   runtime, for N ∈ {10, 100, 1000, 10000} always-ready in-process endpoints, for each of our
+//!   pickers and for tower's p2c; plus `direct`, the same call on one endpoint client with no
+//!   balancer (the floor).
+//! - `shared`: 4 tasks on a 2-worker runtime sending requests through one balancer (a clone of
+//!   ours per task, or tower's p2c behind one `Buffer`); wall time per request.
+//! - `update`: one remove + one insert at N = 10,000, fed through a channel on both sides (ours:
+//!   `discover::Watch`, timed until the new set is published; tower: the same `Watch` through
+//!   `discover::ToTower`, timed until `poll_ready` has applied it). `update_burst` is the cost
+//!   per change when 100 remove + insert pairs arrive at once.
+//!
+//! Run with `cargo bench --bench balance`; medians are in `target/criterion/*/*/new/estimates.json`.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use tokio::runtime::Runtime;
+use tower::load::{CompleteOnResponse, PendingRequests};
+use tower::{Service, ServiceExt};
+use tower_mesh::balance::{Balance, Pick, PickRequest, Random, RoundRobin, Weighted, WeightedRandom};
+use tower_mesh::discover::{Static, ToTower, Watch};
+use tower_mesh::endpoint::{Endpoint, Weight};
+
+const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
+
+/// An always-ready in-process endpoint client: answers with its request plus its id.
+#[derive(Debug, Clone, Copy)]
+struct Echo(u32);
+
+impl Service<u32> for Echo {
+    type Response = u32;
+    type Error = Infallible;
+    type Future = Ready<Result<u32, Infallible>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn call(&mut self, req: u32) -> Self::Future {
+        ready(Ok(req.wrapping_add(self.0)))
+    }
+}
+
+fn addr(i: usize) -> SocketAddr {
+    let i = u32::try_from(i).expect("index fits u32");
+    SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + i), 8080))
+}
+
+/// `n` endpoints; with `weighted`, weights cycle through 1, 2, 3.
+fn endpoints(n: usize, weighted: bool) -> Vec<Endpoint> {
+    (0..n)
+        .map(|i| {
+            let ep = Endpoint::new(addr(i));
+            if weighted {
+                let w = u32::try_from(1 + i % 3).expect("small");
+                ep.with_weight(Weight::new(w).expect("non-zero"))
+            } else {
+                ep
+            }
+        })
+        .collect()
+}
+
+fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn multi_thread() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Ours, over `eps`, waited on until every endpoint is ready. Must run inside `rt`.
+async fn ours<P: Pick>(picker: P, eps: Vec<Endpoint>) -> Balance<P, Echo> {
+    let n = eps.len();
+    let make = tower::service_fn(|ep: Endpoint| async move {
+        let id = u32::from(ep.addr().ip().to_bits().to_be_bytes()[3]);
+        Ok::<_, Infallible>(Echo(id))
+    });
+    let balance = Balance::builder(picker)
+        .build(Static::new(eps), make)
+        .expect("valid config");
+    wait_ready(&balance, n).await;
+    balance
+}
+
+async fn wait_ready<P: Pick, S>(balance: &Balance<P, S>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while balance.ready_len() != n {
+        assert!(Instant::now() < deadline, "balancer never became ready");
+        tokio::task::yield_now().await;
+    }
+}
+
+type TowerEndpoint = PendingRequests<Echo, CompleteOnResponse>;
+type TowerP2c = tower::balance::p2c::Balance<tower::discover::ServiceList<Vec<TowerEndpoint>>, u32>;
+
+/// tower's p2c over `n` endpoints, with every endpoint discovered and ready.
+async fn tower_p2c(n: usize) -> TowerP2c {
+    let services = (0..n)
+        .map(|i| PendingRequests::new(Echo(i as u32), CompleteOnResponse::default()))
+        .collect::<Vec<_>>();
+    let mut balance = tower::balance::p2c::Balance::new(tower::discover::ServiceList::new(services));
+    balance.ready().await.expect("ready");
+    assert_eq!(balance.len(), n);
+    balance
+}
+
+/// One request: `poll_ready` + `call` + `.await`.
+#[inline]
+async fn one<S>(svc: &mut S, req: u32) -> S::Response
+where
+    S: Service<u32>,
+    S::Error: std::fmt::Debug,
+{
+    let svc = svc.ready().await.expect("ready");
+    svc.call(req).await.expect("response")
+}
+
+/// Times `iters` requests through `svc` on `rt`.
+fn time_requests<S>(rt: &Runtime, svc: &mut S, iters: u64) -> Duration
+where
+    S: Service<u32>,
+    S::Error: std::fmt::Debug,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..iters {
+            black_box(one(svc, black_box(i as u32)).await);
+        }
+        start.elapsed()
+    })
+}
+
+fn per_request(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut group = c.benchmark_group("per_request");
+
+    group.bench_function("direct", |b| {
+        let mut svc = Echo(1);
+        b.iter_custom(|iters| time_requests(&rt, &mut svc, iters));
+    });
+
+    for &n in &SIZES {
+        let mut rr = rt.block_on(ours(RoundRobin::with_seed(1), endpoints(n, false)));
+        group.bench_with_input(BenchmarkId::new("round_robin", n), &n, |b, _| {
+            b.iter_custom(|iters| time_requests(&rt, &mut rr, iters));
+        });
+        drop(rr);
+
+        let mut random = rt.block_on(ours(Random::with_seed(1), endpoints(n, false)));
+        group.bench_with_input(BenchmarkId::new("random", n), &n, |b, _| {
+            b.iter_custom(|iters| time_requests(&rt, &mut random, iters));
+        });
+        drop(random);
+
+        let mut weighted = rt.block_on(ours(Weighted::with_seed(1), endpoints(n, true)));
+        group.bench_with_input(BenchmarkId::new("weighted", n), &n, |b, _| {
+            b.iter_custom(|iters| time_requests(&rt, &mut weighted, iters));
+        });
+        drop(weighted);
+
+        let mut weighted_random =
+            rt.block_on(ours(WeightedRandom::with_seed(1), endpoints(n, true)));
+        group.bench_with_input(BenchmarkId::new("weighted_random", n), &n, |b, _| {
+            b.iter_custom(|iters| time_requests(&rt, &mut weighted_random, iters));
+        });
+        drop(weighted_random);
+
+        let mut p2c = rt.block_on(tower_p2c(n));
+        group.bench_with_input(BenchmarkId::new("tower_p2c", n), &n, |b, _| {
+            b.iter_custom(|iters| time_requests(&rt, &mut p2c, iters));
+        });
+        drop(p2c);
+    }
+    group.finish();
+}
+
+const TASKS: u64 = 4;
+
+/// Wall time for `iters` requests split over [`TASKS`] tasks, each with its own `svc` clone.
+fn time_shared<S>(rt: &Runtime, svc: &S, iters: u64) -> Duration
+where
+    S: Service<u32> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Response: Send,
+    S::Error: std::fmt::Debug,
+{
+    let per_task = iters.div_ceil(TASKS);
+    let clones: Vec<S> = (0..TASKS).map(|_| svc.clone()).collect();
+    rt.block_on(async move {
+        let start = Instant::now();
+        let handles: Vec<_> = clones
+            .into_iter()
+            .map(|mut svc| {
+                tokio::spawn(async move {
+                    for i in 0..per_task {
+                        black_box(one(&mut svc, black_box(i as u32)).await);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.expect("task");
+        }
+        // Report per requested iteration even if rounding added up to 3 requests.
+        start.elapsed().mul_f64(iters as f64 / (per_task * TASKS) as f64)
+    })
+}
+
+fn shared(c: &mut Criterion) {
+    let rt = multi_thread();
+    let mut group = c.benchmark_group("shared");
+    for n in [100, 10_000] {
+        let rr = rt.block_on(ours(RoundRobin::with_seed(1), endpoints(n, false)));
+        group.bench_with_input(BenchmarkId::new("round_robin", n), &n, |b, _| {
+            b.iter_custom(|iters| time_shared(&rt, &rr, iters));
+        });
+        drop(rr);
+
+        let buffered = rt.block_on(async {
+            let p2c = tower_p2c(n).await;
+            tower::buffer::Buffer::new(p2c, 64)
+        });
+        group.bench_with_input(BenchmarkId::new("tower_p2c_buffer", n), &n, |b, _| {
+            b.iter_custom(|iters| time_shared(&rt, &buffered, iters));
+        });
+        drop(buffered);
+    }
+    group.finish();
+}
+
+const UPDATE_N: usize = 10_000;
+
+/// Endpoint addresses currently in a set, and the next fresh one to insert.
+struct Churn {
+    live: std::collections::VecDeque<SocketAddr>,
+    next: usize,
+}
+
+impl Churn {
+    fn new(n: usize) -> Self {
+        Churn {
+            live: (0..n).map(addr).collect(),
+            next: n,
+        }
+    }
+
+    /// Removes the oldest endpoint and inserts a fresh one through `watch`.
+    fn step(&mut self, watch: &Watch) {
+        let gone = self.live.pop_front().expect("non-empty");
+        let new = addr(self.next);
+        self.next += 1;
+        self.live.push_back(new);
+        watch.remove(gone).expect("open");
+        watch.insert(Endpoint::new(new)).expect("open");
+    }
+}
+
+/// Ours behind a `Watch`: a balancer, the handle, and the count of clients made so far.
+async fn ours_watched() -> (Balance<RoundRobin, Echo>, Watch, Arc<AtomicU64>) {
+    let made = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&made);
+    let make = tower::service_fn(move |_: Endpoint| {
+        let counter = Arc::clone(&counter);
+        async move {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, Infallible>(Echo(0))
+        }
+    });
+    let (watch, updates) = Watch::new();
+    let balance = Balance::builder(RoundRobin::with_seed(1))
+        .build(updates, make)
+        .expect("valid config");
+    watch.reset(endpoints(UPDATE_N, false)).expect("open");
+    wait_ready(&balance, UPDATE_N).await;
+    (balance, watch, made)
+}
+
+/// Applies `changes` remove + insert pairs to ours and waits until the set with every new client
+/// is published.
+///
+/// The driver publishes the set without the removed endpoints before it creates the new clients,
+/// and publishes again once they are made. So "every new client made and `ready_len() == N`"
+/// means the final set is out.
+async fn ours_update(
+    balance: &Balance<RoundRobin, Echo>,
+    watch: &Watch,
+    made: &AtomicU64,
+    churn: &mut Churn,
+    changes: u64,
+) {
+    let target = made.load(Ordering::Relaxed) + changes;
+    for _ in 0..changes {
+        churn.step(watch);
+    }
+    while made.load(Ordering::Relaxed) != target || balance.ready_len() != UPDATE_N {
+        tokio::task::yield_now().await;
+    }
+}
+
+type WatchedP2c = tower::balance::p2c::Balance<
+    ToTower<tower_mesh::discover::WatchUpdates, fn(Endpoint) -> TowerEndpoint>,
+    u32,
+>;
+
+fn tower_endpoint(_: Endpoint) -> TowerEndpoint {
+    PendingRequests::new(Echo(0), CompleteOnResponse::default())
+}
+
+/// tower's p2c fed through the same `Watch`, via `ToTower`.
+async fn tower_watched() -> (WatchedP2c, Watch) {
+    let (watch, updates) = Watch::new();
+    let discover = ToTower::new(updates, tower_endpoint as fn(Endpoint) -> TowerEndpoint);
+    let mut balance = tower::balance::p2c::Balance::new(discover);
+    watch.reset(endpoints(UPDATE_N, false)).expect("open");
+    balance.ready().await.expect("ready");
+    assert_eq!(balance.len(), UPDATE_N);
+    (balance, watch)
+}
+
+/// Applies `changes` remove + insert pairs to tower's p2c: one `poll_ready` drains the channel,
+/// evicts, inserts and promotes the new services to ready.
+async fn tower_update(balance: &mut WatchedP2c, watch: &Watch, churn: &mut Churn, changes: u64) {
+    for _ in 0..changes {
+        churn.step(watch);
+    }
+    // Unconstrained: tokio's cooperative budget would otherwise make the channel report
+    // `Pending` after 128 receives within one `block_on` poll, and tower would silently skip
+    // applying the updates.
+    tokio::task::unconstrained(balance.ready())
+        .await
+        .expect("ready");
+}
+
+fn update(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut group = c.benchmark_group("update");
+    for (name, changes) in [("one", 1u64), ("burst_100_per_change", 100)] {
+        let (balance, watch, made) = rt.block_on(ours_watched());
+        let mut churn = Churn::new(UPDATE_N);
+        group.bench_function(BenchmarkId::new("ours", name), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        ours_update(&balance, &watch, &made, &mut churn, changes).await;
+                    }
+                    start.elapsed().div_f64(changes as f64)
+                })
+            });
+        });
+        assert_eq!(rt.block_on(async { balance.ready_len() }), UPDATE_N);
+        drop((balance, watch));
+
+        let (mut balance, watch) = rt.block_on(tower_watched());
+        let mut churn = Churn::new(UPDATE_N);
+        group.bench_function(BenchmarkId::new("tower_p2c", name), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        tower_update(&mut balance, &watch, &mut churn, changes).await;
+                    }
+                    start.elapsed().div_f64(changes as f64)
+                })
+            });
+        });
+        assert_eq!(balance.len(), UPDATE_N);
+        drop((balance, watch));
+    }
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_millis(2_500))
+        .sample_size(40)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = per_request, shared, update
+}
+criterion_main!(benches);
+
+// Every picker benchmarked above must pick for `u32` requests.
+const _: fn() = || {
+    fn assert_picks<P: PickRequest<u32>>() {}
+    assert_picks::<RoundRobin>();
+    assert_picks::<Random>();
+    assert_picks::<Weighted>();
+    assert_picks::<WeightedRandom>();
+};

@@ -133,7 +133,8 @@ impl From<SocketAddr> for Endpoint {
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Endpoint");
-        d.field("addr", &self.addr).field("weight", &self.weight.get());
+        d.field("addr", &self.addr)
+            .field("weight", &self.weight.get());
         if let Some(zone) = &self.zone {
             d.field("zone", zone);
         }

@@ -8,11 +8,11 @@ use futures_core::Stream;
 use tokio::time::Instant;
 use tower::Service;
 
+use super::BalanceLayer;
 use super::driver::{Backoff, Driver, Published};
 use super::pick::Pick;
 use super::service::{Balance, Shared};
 use super::snapshot::Snapshot;
-use super::BalanceLayer;
 use crate::discover::Update;
 use crate::endpoint::Endpoint;
 use crate::error::{BoxError, ConfigError};

@@ -58,8 +58,14 @@ enum Done<S> {
 enum State<S> {
     Queued,
     Connecting(AbortHandle),
-    Backoff { abort: AbortHandle, last_error: String },
-    Ready { client: S, load: Arc<Load> },
+    Backoff {
+        abort: AbortHandle,
+        last_error: String,
+    },
+    Ready {
+        client: S,
+        load: Arc<Load>,
+    },
 }
 
 struct Entry<S> {
@@ -281,7 +287,9 @@ where
                     continue;
                 }
             };
-            let abort = self.tasks.spawn(async move { Done::Made(fut.await.map_err(Into::into)) });
+            let abort = self
+                .tasks
+                .spawn(async move { Done::Made(fut.await.map_err(Into::into)) });
             self.task_ids.insert(abort.id(), (addr, generation));
             if let Some(entry) = self.entries.get_mut(&addr) {
                 entry.state = State::Connecting(abort);

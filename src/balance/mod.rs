@@ -53,8 +53,9 @@ pub use self::stats::{EndpointState, EndpointStats};
 pub use self::weighted::{Schedule, Weighted};
 pub use self::weighted_random::{AliasTable, WeightedRandom};
 
-impl<P: Pick, S> Balance<P, S> {
-    /// A [`Builder`] for a balancer using `picker`.
+impl<P: Pick> Balance<P, ()> {
+    /// A [`Builder`] for a balancer using `picker`. (Defined on `Balance<P, ()>` so that
+    /// `Balance::builder(..)` needs no type annotations; the client type comes from `build`.)
     pub fn builder(picker: P) -> Builder<P> {
         Builder::new(picker)
     }

@@ -47,7 +47,11 @@ impl Pick for RoundRobin {
 
     fn cursor(&self, clone: u64) -> Position {
         // The very first clone of a seeded picker starts at 0, which makes tests read naturally.
-        Position::new(if clone == 0 { 0 } else { mix(self.seed.get(), clone) })
+        Position::new(if clone == 0 {
+            0
+        } else {
+            mix(self.seed.get(), clone)
+        })
     }
 }
 

@@ -25,9 +25,10 @@ impl<T, S> Snapshot<T, S> {
     }
 
     pub(crate) fn stats(&self, pending: &[(Arc<Endpoint>, EndpointState)]) -> Vec<EndpointStats> {
-        let ready = self.endpoints.iter().zip(&self.loads).map(|(ep, load)| {
-            EndpointStats::new(Endpoint::clone(ep), EndpointState::Ready, load)
-        });
+        let ready =
+            self.endpoints.iter().zip(&self.loads).map(|(ep, load)| {
+                EndpointStats::new(Endpoint::clone(ep), EndpointState::Ready, load)
+            });
         let pending = pending
             .iter()
             .map(|(ep, state)| EndpointStats::pending(Endpoint::clone(ep), state.clone()));

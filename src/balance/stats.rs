@@ -90,7 +90,9 @@ impl fmt::Display for EndpointState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EndpointState::Ready => f.write_str("ready"),
-            EndpointState::Connecting { failures } => write!(f, "connecting (failures: {failures})"),
+            EndpointState::Connecting { failures } => {
+                write!(f, "connecting (failures: {failures})")
+            }
             EndpointState::Backoff {
                 failures,
                 last_error,

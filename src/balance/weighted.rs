@@ -114,13 +114,23 @@ impl Pick for Weighted {
     }
 
     fn cursor(&self, clone: u64) -> Position {
-        Position::new(if clone == 0 { 0 } else { mix(self.seed.get(), clone) })
+        Position::new(if clone == 0 {
+            0
+        } else {
+            mix(self.seed.get(), clone)
+        })
     }
 }
 
 impl<Req> PickRequest<Req> for Weighted {
     #[inline]
-    fn pick(&self, table: &Schedule, cursor: &mut Position, loads: &Loads<'_>, _: &Req) -> Option<usize> {
+    fn pick(
+        &self,
+        table: &Schedule,
+        cursor: &mut Position,
+        loads: &Loads<'_>,
+        _: &Req,
+    ) -> Option<usize> {
         if table.order.is_empty() {
             // Equal weights: plain round-robin over the endpoints.
             return cursor.next(loads.len());
@@ -202,7 +212,13 @@ fn wf2q(w: &[u64], total: u64) -> Vec<u32> {
     let mut eligible: BinaryHeap<Reverse<Key>> = w
         .iter()
         .enumerate()
-        .map(|(i, &wi)| Reverse(Key { num: 1, den: wi, idx: i as u32 }))
+        .map(|(i, &wi)| {
+            Reverse(Key {
+                num: 1,
+                den: wi,
+                idx: i as u32,
+            })
+        })
         .collect();
     // Endpoints ahead of their share, by virtual start time picks/w.
     let mut waiting: BinaryHeap<Reverse<Key>> = BinaryHeap::new();
@@ -215,18 +231,32 @@ fn wf2q(w: &[u64], total: u64) -> Vec<u32> {
             }
             let i = k.idx as usize;
             waiting.pop();
-            eligible.push(Reverse(Key { num: picks[i] + 1, den: w[i], idx: i as u32 }));
+            eligible.push(Reverse(Key {
+                num: picks[i] + 1,
+                den: w[i],
+                idx: i as u32,
+            }));
         }
         // Some endpoint is always eligible: the picks so far sum to t, so at least one endpoint
         // has picks_i <= t * w_i / total.
-        let Some(Reverse(k)) = eligible.pop() else { break };
+        let Some(Reverse(k)) = eligible.pop() else {
+            break;
+        };
         let i = k.idx as usize;
         order.push(k.idx);
         picks[i] += 1;
         if u128::from(picks[i]) * u128::from(total) <= u128::from(t + 1) * u128::from(w[i]) {
-            eligible.push(Reverse(Key { num: picks[i] + 1, den: w[i], idx: k.idx }));
+            eligible.push(Reverse(Key {
+                num: picks[i] + 1,
+                den: w[i],
+                idx: k.idx,
+            }));
         } else {
-            waiting.push(Reverse(Key { num: picks[i], den: w[i], idx: k.idx }));
+            waiting.push(Reverse(Key {
+                num: picks[i],
+                den: w[i],
+                idx: k.idx,
+            }));
         }
     }
     order

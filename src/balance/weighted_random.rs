@@ -133,7 +133,13 @@ impl Pick for WeightedRandom {
 
 impl<Req> PickRequest<Req> for WeightedRandom {
     #[inline]
-    fn pick(&self, table: &AliasTable, rng: &mut PickRng, loads: &Loads<'_>, _: &Req) -> Option<usize> {
+    fn pick(
+        &self,
+        table: &AliasTable,
+        rng: &mut PickRng,
+        loads: &Loads<'_>,
+        _: &Req,
+    ) -> Option<usize> {
         if table.is_empty() || table.len() != loads.len() {
             return None;
         }

@@ -23,12 +23,15 @@ pin_project! {
     /// # Examples
     ///
     /// ```
-    /// use tower::discover::ServiceList;
+    /// use tower::discover::Change;
     /// use tower_mesh::discover::FromTower;
     /// use tower_mesh::endpoint::Endpoint;
     ///
-    /// let list = ServiceList::new([Endpoint::new("127.0.0.1:1".parse().unwrap())]);
-    /// let source = FromTower::new(list);
+    /// // Any `TryStream` of `Change<K, Endpoint>` is a tower `Discover`.
+    /// let changes = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
+    ///     Change::Insert("api-1", Endpoint::new("127.0.0.1:1".parse().unwrap())),
+    /// )]);
+    /// let source = FromTower::new(changes);
     /// # drop(source);
     /// ```
     pub struct FromTower<D: Discover> {

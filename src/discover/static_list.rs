@@ -22,7 +22,7 @@ use crate::endpoint::Endpoint;
 /// let list = Static::from_addrs(["127.0.0.1:8080".parse().unwrap(), "127.0.0.1:8081".parse().unwrap()]);
 /// assert_eq!(list.endpoints().len(), 2);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Static {
     endpoints: Option<Vec<Endpoint>>,
 }
@@ -46,6 +46,13 @@ impl Static {
     }
 }
 
+impl Default for Static {
+    /// An empty list: delivers one empty reset.
+    fn default() -> Self {
+        Static::new([])
+    }
+}
+
 impl FromIterator<Endpoint> for Static {
     fn from_iter<I: IntoIterator<Item = Endpoint>>(iter: I) -> Self {
         Static::new(iter)
@@ -56,7 +63,12 @@ impl Stream for Static {
     type Item = Result<Update, Infallible>;
 
     fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Poll::Ready(self.get_mut().endpoints.take().map(|e| Ok(Update::Reset(e))))
+        Poll::Ready(
+            self.get_mut()
+                .endpoints
+                .take()
+                .map(|e| Ok(Update::Reset(e))),
+        )
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

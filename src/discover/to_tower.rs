@@ -80,8 +80,11 @@ fn apply(
             for ep in list {
                 next.insert(ep.addr(), ep);
             }
-            let mut gone: Vec<SocketAddr> =
-                current.keys().filter(|a| !next.contains_key(a)).copied().collect();
+            let mut gone: Vec<SocketAddr> = current
+                .keys()
+                .filter(|a| !next.contains_key(a))
+                .copied()
+                .collect();
             gone.sort_unstable();
             for addr in gone {
                 current.remove(&addr);

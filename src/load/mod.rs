@@ -93,9 +93,15 @@ mod tests {
         assert_eq!((load.in_flight(), load.requests()), (2, 2));
         b.failed();
         drop(b);
-        assert_eq!((load.in_flight(), load.requests(), load.errors()), (1, 2, 1));
+        assert_eq!(
+            (load.in_flight(), load.requests(), load.errors()),
+            (1, 2, 1)
+        );
         drop(a);
-        assert_eq!((load.in_flight(), load.requests(), load.errors()), (0, 2, 1));
+        assert_eq!(
+            (load.in_flight(), load.requests(), load.errors()),
+            (0, 2, 1)
+        );
     }
 
     #[test]
