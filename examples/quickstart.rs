@@ -28,7 +28,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper::{Request, Response};
+use hyper::{Request, Response, client, server};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tower::buffer::Buffer;
@@ -54,12 +54,13 @@ async fn main() -> Result<(), BoxError> {
     //    endpoints by address, so this keeps the seeded table identical from run to run.
     let mut listeners = Vec::new();
     for _ in NAMES {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await?);
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        listeners.push((listener.local_addr()?, listener));
     }
-    listeners.sort_by_key(|l| l.local_addr().map(|a| a.port()).unwrap_or(0));
+    listeners.sort_by_key(|(addr, _)| *addr);
     let mut endpoints = Vec::new();
-    for (listener, name) in listeners.into_iter().zip(NAMES) {
-        let mut endpoint = Endpoint::new(listener.local_addr()?);
+    for ((addr, listener), name) in listeners.into_iter().zip(NAMES) {
+        let mut endpoint = Endpoint::new(addr);
         if name == HEAVY {
             endpoint = endpoint.with_weight(Weight::new(3)?);
         }
@@ -69,24 +70,16 @@ async fn main() -> Result<(), BoxError> {
     // `Static` is `Clone`: one list feeds all four balancers.
     let endpoints = Static::new(endpoints);
 
-    // 2-3. One balancer per picker, each with a fixed seed.
-    let runs = [
-        (
-            "RoundRobin",
-            count(RoundRobin::with_seed(1), endpoints.clone()).await?,
-        ),
-        (
-            "Random",
-            count(Random::with_seed(1), endpoints.clone()).await?,
-        ),
-        (
-            "Weighted",
-            count(Weighted::with_seed(1), endpoints.clone()).await?,
-        ),
-        (
-            "WeightedRandom",
-            count(WeightedRandom::with_seed(1), endpoints).await?,
-        ),
+    // 2-3. One balancer per picker, each seeded so the run is reproducible.
+    let round_robin = count(RoundRobin::with_seed(1), &endpoints).await?;
+    let random = count(Random::with_seed(1), &endpoints).await?;
+    let weighted = count(Weighted::with_seed(1), &endpoints).await?;
+    let weighted_random = count(WeightedRandom::with_seed(1), &endpoints).await?;
+    let rows = [
+        ("RoundRobin", round_robin),
+        ("Random", random),
+        ("Weighted", weighted),
+        ("WeightedRandom", weighted_random),
     ];
 
     // 4. The table.
@@ -101,7 +94,7 @@ async fn main() -> Result<(), BoxError> {
         print!("{header:>17}");
     }
     println!();
-    for (picker, served) in &runs {
+    for (picker, served) in &rows {
         print!("{picker:<16}");
         for name in NAMES {
             print!("{:>17}", served.get(name).copied().unwrap_or(0));
@@ -117,15 +110,14 @@ async fn main() -> Result<(), BoxError> {
 
 /// Sends [`REQUESTS`] requests through a balancer using `picker` and counts, per backend name,
 /// how many each backend answered.
-async fn count<P>(picker: P, endpoints: Static) -> Result<HashMap<String, usize>, BoxError>
+async fn count<P>(picker: P, endpoints: &Static) -> Result<HashMap<String, usize>, BoxError>
 where
     P: PickRequest<Req>,
 {
     // The endpoint client factory: called once per endpoint, on the balancer's background task.
     let make_client = tower::service_fn(|ep: Endpoint| async move {
         let stream = TcpStream::connect(ep.addr()).await?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (sender, connection) = client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 eprintln!("connection to {ep} failed: {e}");
@@ -134,7 +126,7 @@ where
         // `Buffer` makes the single connection shareable (Clone + Send + Sync).
         Ok::<_, BoxError>(Buffer::new(Http1(sender), 64))
     });
-    let mut balance = Balance::builder(picker).build(endpoints, make_client)?;
+    let mut balance = Balance::builder(picker).build(endpoints.clone(), make_client)?;
     wait_for_all(&balance, NAMES.len()).await?;
 
     let mut served = HashMap::new();
@@ -182,21 +174,14 @@ impl Service<Req> for Http1 {
 
 /// A backend: answers every request on `listener` with `name`.
 async fn serve(listener: TcpListener, name: &'static str) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+    while let Ok((stream, _)) = listener.accept().await {
         let reply = hyper::service::service_fn(move |_: Request<Incoming>| async move {
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                name.as_bytes(),
-            ))))
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(name))))
         });
+        let connection =
+            server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), reply);
         tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new();
-            if let Err(e) = connection
-                .serve_connection(TokioIo::new(stream), reply)
-                .await
-            {
+            if let Err(e) = connection.await {
                 eprintln!("{name}: {e}");
             }
         });

@@ -203,9 +203,10 @@ impl FromStr for Weight {
     type Err = InvalidWeight;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().parse::<u32>() {
-            Ok(w) => Weight::new(w),
-            Err(_) => Err(InvalidWeight::new(s.to_owned())),
+        // The error names the input exactly as given, whitespace included.
+        match s.trim().parse::<u32>().ok().and_then(NonZeroU32::new) {
+            Some(w) => Ok(Weight(w)),
+            None => Err(InvalidWeight::new(s.to_owned())),
         }
     }
 }

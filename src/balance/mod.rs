@@ -31,6 +31,7 @@
 
 mod builder;
 mod driver;
+pub mod hash;
 mod layer;
 mod pick;
 mod random;

@@ -30,7 +30,9 @@ impl Random {
         Random::default()
     }
 
-    /// Random choice with a fixed seed, for reproducible runs.
+    /// Random choice with a fixed seed, for reproducible runs. Picks are indices into the
+    /// endpoint list sorted by address, so a run repeats exactly when the addresses sort the
+    /// same way.
     pub fn with_seed(seed: u64) -> Self {
         Random {
             seed: Seed::fixed(seed),

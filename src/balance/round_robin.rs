@@ -1,5 +1,5 @@
 use super::pick::{EndpointView, Loads, Pick, PickRequest};
-use super::seed::{Seed, mix};
+use super::seed::{Seed, clone_start};
 
 /// Round-robin: each clone of the balancer walks the endpoint list in address order.
 ///
@@ -46,12 +46,7 @@ impl Pick for RoundRobin {
     fn build(&self, _: &[EndpointView<'_>]) {}
 
     fn cursor(&self, clone: u64) -> Position {
-        // The very first clone of a seeded picker starts at 0, which makes tests read naturally.
-        Position::new(if clone == 0 {
-            0
-        } else {
-            mix(self.seed.get(), clone)
-        })
+        Position::new(clone_start(self.seed, clone))
     }
 }
 

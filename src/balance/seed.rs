@@ -21,6 +21,17 @@ impl Default for Seed {
     }
 }
 
+/// Where clone `clone` of a cyclic picker starts: the very first clone at 0 (so tests read
+/// naturally), later clones at seeded offsets, so freshly cloned handles do not all send their
+/// first request to the same endpoint.
+pub(crate) fn clone_start(seed: Seed, clone: u64) -> u64 {
+    if clone == 0 {
+        0
+    } else {
+        mix(seed.get(), clone)
+    }
+}
+
 /// Mixes a seed and a clone index into an independent-looking 64-bit value (SplitMix64's
 /// finalizer, Steele, Lea and Flood, "Fast splittable pseudorandom number generators", 2014).
 pub(crate) fn mix(seed: u64, clone: u64) -> u64 {

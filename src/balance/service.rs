@@ -43,8 +43,9 @@ use crate::load::InFlight;
 /// consequence: a clone that sits idle keeps the snapshot it last used (and so the clients of
 /// endpoints removed since) alive until its next request or until it is dropped.
 ///
-/// Endpoint clients must be `Clone` (hyper's, tonic's `Channel` and reqwest's clients are); wrap
-/// a client that is not in `tower::buffer::Buffer`.
+/// Endpoint clients must be `Clone` (hyper-util's pooled `Client`, tonic's `Channel` and
+/// reqwest's `Client` are; hyper's low-level `SendRequest` is not); wrap a client that is not in
+/// `tower::buffer::Buffer`.
 pub struct Balance<P: Pick, S> {
     picker: Arc<P>,
     cache: SnapshotCache<P::Table, S>,

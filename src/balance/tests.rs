@@ -96,8 +96,7 @@ async fn empty_set_waits_then_fails_at_deadline_then_fails_fast() {
     let err = balance
         .ready()
         .await
-        .err()
-        .expect("must fail once the deadline passes");
+        .expect_err("must fail once the deadline passes");
     assert!(no_endpoints(&err), "{err}");
     assert_eq!(
         err.downcast_ref::<NoEndpoints>().unwrap().waited(),
@@ -108,8 +107,12 @@ async fn empty_set_waits_then_fails_at_deadline_then_fails_fast() {
     // Fail fast afterwards, for this clone and for a new one, without waiting again.
     let mut other = balance.clone();
     let before = Instant::now();
-    assert!(no_endpoints(&balance.ready().await.err().unwrap()));
-    assert!(no_endpoints(&other.ready().await.err().unwrap()));
+    assert!(no_endpoints(
+        &balance.ready().await.expect_err("no endpoints")
+    ));
+    assert!(no_endpoints(
+        &other.ready().await.expect_err("no endpoints")
+    ));
     assert_eq!(before.elapsed(), Duration::ZERO);
     assert_eq!(calls.load(SeqCst), 0, "no endpoint client was ever created");
 }
@@ -152,7 +155,7 @@ async fn losing_every_endpoint_restarts_the_wait_from_that_moment() {
     watch.remove(addr(1)).unwrap();
     settle(&balance, 0).await;
     let emptied = Instant::now();
-    let err = balance.ready().await.err().unwrap();
+    let err = balance.ready().await.expect_err("no endpoints");
     assert!(no_endpoints(&err));
     assert!(
         emptied.elapsed() >= Duration::from_millis(4_990),

@@ -3,7 +3,7 @@ use std::collections::BinaryHeap;
 
 use super::pick::{EndpointView, Loads, Pick, PickRequest};
 use super::round_robin::Position;
-use super::seed::{Seed, mix};
+use super::seed::{Seed, clone_start};
 
 /// Smooth weighted round-robin with exact shares.
 ///
@@ -114,11 +114,7 @@ impl Pick for Weighted {
     }
 
     fn cursor(&self, clone: u64) -> Position {
-        Position::new(if clone == 0 {
-            0
-        } else {
-            mix(self.seed.get(), clone)
-        })
+        Position::new(clone_start(self.seed, clone))
     }
 }
 

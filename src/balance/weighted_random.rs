@@ -42,7 +42,8 @@ impl WeightedRandom {
         WeightedRandom::default()
     }
 
-    /// Weighted random choice with a fixed seed.
+    /// Weighted random choice with a fixed seed. Picks are indices into the endpoint list sorted
+    /// by address, so a run repeats exactly when the addresses sort the same way.
     pub fn with_seed(seed: u64) -> Self {
         WeightedRandom {
             seed: Seed::fixed(seed),

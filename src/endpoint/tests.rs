@@ -8,6 +8,7 @@ fn zero_weight_is_refused_naming_the_value() {
     let err = "-3".parse::<Weight>().unwrap_err();
     assert_eq!(err.value(), "-3");
     assert!("abc".parse::<Weight>().is_err());
+    assert_eq!(" 0\n".parse::<Weight>().unwrap_err().value(), " 0\n");
     assert_eq!("7".parse::<Weight>().unwrap().get(), 7);
 }
 
