@@ -66,6 +66,9 @@ pub enum ConfigError {
         /// The largest delay given.
         max: Duration,
     },
+    /// A weighted schedule limit of zero, or above the largest allowed.
+    #[error("weighted schedule limit must be from 1 to 16777216 slots, got {0}")]
+    InvalidScheduleLimit(usize),
     /// The balancer was built outside a Tokio runtime, so its driver task cannot be spawned.
     #[error("balancer built outside a tokio runtime; call build from within one")]
     NoRuntime,

@@ -432,3 +432,15 @@ fn public_types_are_send_and_sync() {
     send_sync::<Static>();
     send_sync::<Endpoint>();
 }
+
+#[test]
+fn weighted_schedule_limit_is_validated() {
+    assert_eq!(
+        Weighted::new().max_schedule(0).unwrap_err(),
+        ConfigError::InvalidScheduleLimit(0)
+    );
+    let too_big = Weighted::MAX_SCHEDULE_LIMIT + 1;
+    let err = Weighted::new().max_schedule(too_big).unwrap_err();
+    assert!(err.to_string().contains(&too_big.to_string()), "{err}");
+    assert!(Weighted::new().max_schedule(64).is_ok());
+}

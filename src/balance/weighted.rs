@@ -4,6 +4,7 @@ use std::collections::BinaryHeap;
 use super::pick::{EndpointView, Loads, Pick, PickRequest};
 use super::round_robin::Position;
 use super::seed::{Seed, clone_start};
+use crate::error::ConfigError;
 
 /// Smooth weighted round-robin with exact shares.
 ///
@@ -30,7 +31,9 @@ use super::seed::{Seed, clone_start};
 /// The schedule has one `u32` per slot, `total / gcd` slots. Past
 /// [`Weighted::DEFAULT_MAX_SCHEDULE`] slots (4 MiB), the weights are scaled down to fit,
 /// each keeping at least 1, and a warning is logged: shares are then exact for the scaled
-/// weights, within one slot in 2²⁰ of the given ones. Equal weights cost no schedule at all.
+/// weights, and each endpoint's share is within `n` slots (for `n` endpoints) of its ideal
+/// share of the limit. Equal weights cost no schedule at all. The limit can be set with
+/// [`Weighted::max_schedule`], up to [`Weighted::MAX_SCHEDULE_LIMIT`].
 ///
 /// # Examples
 ///
@@ -73,11 +76,18 @@ impl Weighted {
         }
     }
 
-    /// Sets the largest schedule length before weights are scaled down (at least the number of
-    /// endpoints is always allowed).
-    pub fn max_schedule(mut self, slots: usize) -> Self {
+    /// The largest value [`Weighted::max_schedule`] accepts: 2²⁴ slots (64 MiB).
+    pub const MAX_SCHEDULE_LIMIT: usize = 1 << 24;
+
+    /// Sets the largest schedule length before weights are scaled down (a schedule of one slot
+    /// per endpoint is always allowed). Zero, or more than [`Weighted::MAX_SCHEDULE_LIMIT`], is
+    /// refused naming the value.
+    pub fn max_schedule(mut self, slots: usize) -> Result<Self, ConfigError> {
+        if slots == 0 || slots > Self::MAX_SCHEDULE_LIMIT {
+            return Err(ConfigError::InvalidScheduleLimit(slots));
+        }
         self.max_schedule = slots;
-        self
+        Ok(self)
     }
 
     /// Builds the schedule for these weights, in endpoint order.
@@ -158,8 +168,8 @@ fn build_schedule(weights: &[u32], max_schedule: usize) -> Schedule {
     let cap = max_schedule.max(n) as u64;
     let scaled = total > cap;
     if scaled {
-        // Proportional scaling, every endpoint keeping at least one slot. The result can exceed
-        // `cap` by at most `n` slots from the rounding up.
+        // Proportional scaling into `cap`: one slot each, plus each endpoint's rounded-down
+        // share of the remaining `cap - n`, so the scaled total never exceeds `cap`.
         let room = cap - (n as u64).min(cap);
         let before = total;
         for x in &mut w {
