@@ -69,6 +69,15 @@ pub enum ConfigError {
     /// A weighted schedule limit of zero, or above the largest allowed.
     #[error("weighted schedule limit must be from 1 to 16777216 slots, got {0}")]
     InvalidScheduleLimit(usize),
+    /// A Peak-EWMA decay that is zero, negative, NaN or infinite.
+    #[error("invalid decay {0}: must be a positive, finite duration")]
+    InvalidDecay(String),
+    /// A round-trip time that is zero, negative, NaN or infinite.
+    #[error("invalid round-trip time {0}: must be a positive, finite duration")]
+    InvalidRtt(String),
+    /// A power-of-d-choices count outside 2 to 10.
+    #[error("invalid choice count {0}: must be from 2 to 10")]
+    InvalidChoices(usize),
     /// The balancer was built outside a Tokio runtime, so its driver task cannot be spawned.
     #[error("balancer built outside a tokio runtime; call build from within one")]
     NoRuntime,

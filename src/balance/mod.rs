@@ -25,14 +25,19 @@
 //! | [`Random`] | uniformly at random | many independent clients; no lockstep |
 //! | [`Weighted`] | exact weight shares per cycle, smoothly interleaved | capacities differ and must be honoured exactly |
 //! | [`WeightedRandom`] | at random, in proportion to weight (alias method) | capacities differ; many clients; weights change often |
+//! | [`LeastRequest`] | fewest in flight of `d` random candidates | request costs vary; latency unknown |
+//! | [`PeakEwma`] | lowest `rtt × (in_flight + 1)` of two random candidates | endpoints differ in speed, or slow down |
 //!
 //! Writing a picker: implement [`Pick`] (what to precompute) and [`PickRequest`] (how to pick
 //! for a request). `build` may be slow; `pick` must not allocate or lock.
 
 mod builder;
+mod choices;
 mod driver;
 pub mod hash;
 mod layer;
+mod least_request;
+mod peak_ewma;
 mod pick;
 mod random;
 mod round_robin;
@@ -45,6 +50,8 @@ mod weighted_random;
 
 pub use self::builder::Builder;
 pub use self::layer::BalanceLayer;
+pub use self::least_request::LeastRequest;
+pub use self::peak_ewma::PeakEwma;
 pub use self::pick::{EndpointView, Loads, Pick, PickRequest};
 pub use self::random::Random;
 pub use self::round_robin::{Position, RoundRobin};

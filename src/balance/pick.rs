@@ -1,8 +1,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use crate::endpoint::{Endpoint, Weight};
-use crate::load::Load;
+use crate::load::{Decay, Load};
 
 /// The table-building half of a picker: what it precomputes from the endpoint set.
 ///
@@ -27,6 +29,15 @@ pub trait Pick: Send + Sync + 'static {
     /// The cursor for the `clone`-th clone of the balancer (0 for the first). Seeded pickers
     /// derive the cursor from their seed and `clone`, so a run is reproducible.
     fn cursor(&self, clone: u64) -> Self::Cursor;
+
+    /// `Some(decay)` when this picker weighs endpoints by latency. The balancer then reads the
+    /// clock once per request, hands the reading to [`PickRequest::pick`] through
+    /// [`Loads::now`], and times the request into the chosen endpoint's RTT estimate (see
+    /// [`load`](crate::load)), which forgets with time constant `decay`. The default, `None`,
+    /// costs no clock read at all.
+    fn rtt_decay(&self) -> Option<Decay> {
+        None
+    }
 }
 
 /// The per-request half of a picker.
@@ -74,12 +85,27 @@ impl<'a> EndpointView<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Loads<'a> {
     loads: &'a [Arc<Load>],
+    now: Option<Instant>,
 }
 
 impl<'a> Loads<'a> {
     /// Loads of endpoints `0..loads.len()`.
     pub fn new(loads: &'a [Arc<Load>]) -> Self {
-        Loads { loads }
+        Loads { loads, now: None }
+    }
+
+    /// Loads with the time the request started, for pickers that time requests.
+    pub fn with_now(loads: &'a [Arc<Load>], now: Instant) -> Self {
+        Loads {
+            loads,
+            now: Some(now),
+        }
+    }
+
+    /// When the request started, if the picker asked for timing
+    /// ([`Pick::rtt_decay`]).
+    pub fn now(&self) -> Option<Instant> {
+        self.now
     }
 
     /// The number of endpoints.

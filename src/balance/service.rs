@@ -164,16 +164,22 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let snapshot = self.cache.load();
-        let picked = self.picker.pick(
-            &snapshot.table,
-            &mut self.cursor,
-            &Loads::new(&snapshot.loads),
-            &req,
-        );
+        let decay = self.picker.rtt_decay();
+        let now = decay.map(|_| Instant::now());
+        let loads = match now {
+            None => Loads::new(&snapshot.loads),
+            Some(now) => Loads::with_now(&snapshot.loads, now),
+        };
+        let picked = self
+            .picker
+            .pick(&snapshot.table, &mut self.cursor, &loads, &req);
         match picked.and_then(|i| Some((snapshot.clients.get(i)?, snapshot.loads.get(i)?))) {
             Some((client, load)) => ResponseFuture {
                 state: State::Call {
-                    guard: Some(load.start()),
+                    guard: Some(match (now, decay) {
+                        (Some(now), Some(decay)) => load.start_timed(now, decay),
+                        _ => load.start(),
+                    }),
                     fut: Oneshot::new(client.clone(), req),
                 },
             },
@@ -255,9 +261,16 @@ where
         match self.project().state.project() {
             StateProj::Call { fut, guard } => {
                 let result = ready!(fut.poll(cx));
-                let guard = guard.take();
+                let mut guard = guard.take();
                 match result {
-                    Ok(response) => Poll::Ready(Ok(response)),
+                    Ok(response) => {
+                        // A full RTT sample. Errors only count as a lower bound: a fast failure
+                        // must not make a broken endpoint look fast.
+                        if let Some(guard) = &mut guard {
+                            guard.completed();
+                        }
+                        Poll::Ready(Ok(response))
+                    }
                     Err(e) => {
                         if let Some(guard) = &guard {
                             guard.failed();

@@ -444,3 +444,73 @@ fn weighted_schedule_limit_is_validated() {
     assert!(err.to_string().contains(&too_big.to_string()), "{err}");
     assert!(Weighted::new().max_schedule(64).is_ok());
 }
+
+mod choices_props {
+    use proptest::prelude::*;
+
+    use super::super::choices::{self, MAX_CHOICES};
+    use super::super::seed::PickRng;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Two candidates are distinct and in range for any n >= 2.
+        #[test]
+        fn two_candidates_are_distinct_and_in_range(n in 2usize..100_000, seed: u64, draws in 1usize..64) {
+            let mut rng = PickRng::new(seed, 0);
+            for _ in 0..draws {
+                let (a, b) = choices::two(&mut rng, n);
+                prop_assert!(a < n && b < n && a != b, "{a} {b} of {n}");
+            }
+        }
+
+        /// d candidates are distinct and in range for any d <= n.
+        #[test]
+        fn d_candidates_are_distinct_and_in_range(n in 2usize..1_000, d in 2usize..=MAX_CHOICES, seed: u64) {
+            prop_assume!(d <= n);
+            let mut rng = PickRng::new(seed, 1);
+            let mut buf = [0; MAX_CHOICES];
+            let got = choices::distinct(&mut rng, n, d, &mut buf).to_vec();
+            prop_assert_eq!(got.len(), d);
+            let mut sorted = got.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            prop_assert_eq!(sorted.len(), d, "duplicates in {:?}", got);
+            prop_assert!(got.iter().all(|&i| i < n));
+        }
+    }
+}
+
+#[test]
+fn least_request_choice_count_is_validated() {
+    for bad in [0, 1, 11, usize::MAX] {
+        assert_eq!(
+            LeastRequest::new().choices(bad).unwrap_err(),
+            ConfigError::InvalidChoices(bad)
+        );
+    }
+    assert!(LeastRequest::new().choices(10).is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn p2c_pickers_with_one_endpoint_pick_it_and_prefer_the_idle_one() {
+    let (watch, updates) = Watch::new();
+    let mut balance = Balance::builder(LeastRequest::with_seed(5).choices(3).unwrap())
+        .build(updates, make_echo(Arc::default()))
+        .unwrap();
+    watch.insert(Endpoint::new(addr(1))).unwrap();
+    settle(&balance, 1).await;
+    for _ in 0..10 {
+        assert_eq!(balance.ready().await.unwrap().call(()).await.unwrap(), addr(1));
+    }
+    // With two endpoints and requests held in flight on one, least-request picks the other.
+    watch.insert(Endpoint::new(addr(2))).unwrap();
+    settle(&balance, 2).await;
+    let held: Vec<_> = (0..3).map(|_| balance.call(())).collect();
+    let stats = balance.endpoints();
+    let busy = if stats[0].in_flight() > stats[1].in_flight() { 0 } else { 1 };
+    assert!(stats[busy].in_flight() >= 2);
+    let idle = stats[1 - busy].endpoint().addr();
+    assert_eq!(balance.ready().await.unwrap().call(()).await.unwrap(), idle);
+    drop(held);
+}

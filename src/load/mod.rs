@@ -1,111 +1,50 @@
 //! Per-endpoint load, kept in atomics beside the balancer's snapshot.
 //!
-//! Every endpoint in a balancer has one [`Load`]: counters of requests started, finished and
-//! failed. In-flight is `started - finished`. Counting starts and finishes separately costs one
-//! atomic increment at each end of a request and gives the total request count for free.
+//! Every endpoint in a balancer has one [`Load`]: how many requests are in flight, how many were
+//! sent, and how many failed. The balancer hands an [`InFlight`] guard to every request's
+//! response future; dropping the guard (the response arrived, failed, or the caller gave up)
+//! ends the request, so a cancelled request can never leak in-flight load.
 //!
-//! The counters of different endpoints live on different cache lines (`Load` is aligned to 128
-//! bytes, two lines, because adjacent-line prefetching pairs lines on x86), so traffic on one
-//! busy endpoint does not slow its neighbours. All updates are `Relaxed`: each counter is
-//! independently monotonic, and readers need no ordering between them beyond the one noted on
-//! [`Load::in_flight`].
+//! # Cost
 //!
-//! The balancer hands an [`InFlight`] guard to every request's response future; dropping the
-//! guard (the response arrived, failed, or the caller gave up) counts the request finished, so a
-//! cancelled request can never leak in-flight load.
+//! A request costs three uncontended atomic increments or decrements and nothing else: the
+//! guard is a clone of an `Arc` whose only long-lived owner is the endpoint's `Load`, so the
+//! reference count *is* the in-flight count (`strong_count - 1`, the trick tower's
+//! `PendingRequests` uses), and one more counter counts requests. Errors cost one more
+//! increment, on the error path only.
+//!
+//! The counters of different endpoints live in separate 128-byte-aligned allocations (two
+//! cache lines, because adjacent-line prefetching pairs lines on x86), so traffic on one busy
+//! endpoint does not slow its neighbours. Counter updates are `Relaxed`: each is independently
+//! monotonic and readers need no ordering between them.
+//!
+//! # Latency
+//!
+//! Pickers that weigh endpoints by latency ([`PeakEwma`](crate::balance::PeakEwma)) ask the
+//! balancer to time requests: one clock read when the request starts (shared with the pick) and
+//! one when its guard drops. The estimate is a Peak-EWMA of round-trip time, Finagle's
+//! definition as in tower's `load/peak_ewma.rs` and linkerd:
+//!
+//! - a sample above the estimate replaces it at once (the *peak*);
+//! - a sample below it moves the estimate towards the sample by `1 - e^(-Δt/decay)`, where
+//!   `Δt` is the time since the estimate was last updated, so the estimate forgets a peak
+//!   over about `decay` of wall-clock time, however many samples arrive;
+//! - read between samples, the estimate decays towards zero at the same rate
+//!   (`estimate · e^(-Δt/decay)`), so an endpoint that gets no traffic is slowly tried again;
+//! - a request dropped before it completed (cancelled, timed out) is evidence the endpoint
+//!   was *at least* that slow: it can raise the estimate, never lower it;
+//! - requests still in flight are evidence too: when their mean age exceeds the estimate, the
+//!   mean age is used instead, so an endpoint that stops answering looks slow at once, not
+//!   only when its first slow response finally arrives.
+//!
+//! The estimate is kept in atomics (a compare-and-swap loop on completion, plain loads on a
+//! pick); nothing locks.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+mod counters;
+mod rtt;
 
-/// Load counters of one endpoint.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub struct Load {
-    started: AtomicU64,
-    finished: AtomicU64,
-    errors: AtomicU64,
-}
-
-impl Load {
-    /// Counters at zero.
-    pub fn new() -> Self {
-        Load::default()
-    }
-
-    /// Requests currently in flight.
-    ///
-    /// `finished` is read before `started`; since `finished` never exceeds `started` at any
-    /// instant and `started` only grows, the difference never underflows.
-    pub fn in_flight(&self) -> u64 {
-        let finished = self.finished.load(Relaxed);
-        let started = self.started.load(Relaxed);
-        started.saturating_sub(finished)
-    }
-
-    /// Requests started in total.
-    pub fn requests(&self) -> u64 {
-        self.started.load(Relaxed)
-    }
-
-    /// Requests that finished with an error.
-    pub fn errors(&self) -> u64 {
-        self.errors.load(Relaxed)
-    }
-
-    /// Counts a request started and returns the guard that counts it finished when dropped.
-    pub fn start(self: &Arc<Self>) -> InFlight {
-        self.started.fetch_add(1, Relaxed);
-        InFlight {
-            load: Arc::clone(self),
-        }
-    }
-}
-
-/// Counts one request in flight on a [`Load`] until dropped.
-#[derive(Debug)]
-#[must_use = "dropping the guard counts the request finished"]
-pub struct InFlight {
-    load: Arc<Load>,
-}
-
-impl InFlight {
-    /// Counts the request as failed. It still counts finished when the guard drops.
-    pub fn failed(&self) {
-        self.load.errors.fetch_add(1, Relaxed);
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.load.finished.fetch_add(1, Relaxed);
-    }
-}
+pub use self::counters::{InFlight, Load};
+pub use self::rtt::{Decay, Rtt};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn guard_counts_start_finish_and_errors() {
-        let load = Arc::new(Load::new());
-        let a = load.start();
-        let b = load.start();
-        assert_eq!((load.in_flight(), load.requests()), (2, 2));
-        b.failed();
-        drop(b);
-        assert_eq!(
-            (load.in_flight(), load.requests(), load.errors()),
-            (1, 2, 1)
-        );
-        drop(a);
-        assert_eq!(
-            (load.in_flight(), load.requests(), load.errors()),
-            (0, 2, 1)
-        );
-    }
-
-    #[test]
-    fn loads_do_not_share_cache_lines() {
-        assert!(std::mem::align_of::<Load>() >= 128);
-    }
-}
+mod tests;

@@ -1,0 +1,126 @@
+use super::choices;
+use super::pick::{EndpointView, Loads, Pick, PickRequest};
+use super::seed::{PickRng, Seed};
+use crate::load::{Decay, Load, Rtt};
+
+/// Peak-EWMA: of two random endpoints, the one with the lower expected cost
+/// `rtt_estimate × (in_flight + 1)`.
+///
+/// The latency-aware balancer of Finagle, linkerd and tower: each endpoint's round-trip time is
+/// tracked as a Peak-EWMA (a slow response raises the estimate at once; fast ones bring it down
+/// over the `decay` time constant; see [`load`](crate::load)), and multiplied by the requests
+/// already waiting there, so the estimate predicts how long a new request would take. Power of
+/// two choices (Mitzenmacher) over that cost spreads load without herding every client onto the
+/// single fastest endpoint.
+///
+/// Beyond tower's version, the estimate also reads requests still in flight: when their mean
+/// age exceeds the estimate, the age is used, so an endpoint that stalls is avoided before its
+/// first slow response arrives. The clock is read once per request, and once at completion.
+///
+/// # Defaults
+///
+/// - `default_rtt`: 30 ms (linkerd's), the estimate of an endpoint with no samples yet.
+/// - `decay`: 10 s (linkerd's), how long a peak takes to be forgotten.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mesh::balance::PeakEwma;
+/// use tower_mesh::load::{Decay, Rtt};
+///
+/// let picker = PeakEwma::with_seed(1)
+///     .default_rtt(Rtt::new(Duration::from_millis(5))?)
+///     .decay(Decay::from_secs_f64(2.0)?);
+/// # drop(PeakEwma::new());
+/// # Ok::<(), tower_mesh::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PeakEwma {
+    default_rtt: Rtt,
+    decay: Decay,
+    seed: Seed,
+}
+
+impl PeakEwma {
+    /// Peak-EWMA with the defaults, seeded from the operating system.
+    pub fn new() -> Self {
+        PeakEwma {
+            default_rtt: Rtt::DEFAULT,
+            decay: Decay::DEFAULT,
+            seed: Seed::default(),
+        }
+    }
+
+    /// Peak-EWMA with the defaults and a fixed seed.
+    pub fn with_seed(seed: u64) -> Self {
+        PeakEwma {
+            seed: Seed::fixed(seed),
+            ..PeakEwma::new()
+        }
+    }
+
+    /// Sets the estimate used for an endpoint with no samples yet.
+    pub fn default_rtt(mut self, rtt: Rtt) -> Self {
+        self.default_rtt = rtt;
+        self
+    }
+
+    /// Sets the decay time constant.
+    pub fn decay(mut self, decay: Decay) -> Self {
+        self.decay = decay;
+        self
+    }
+
+    /// The cost of sending one more request to an endpoint with this load, at `now`.
+    pub fn cost(&self, load: &Load, now: tokio::time::Instant) -> f64 {
+        let rtt = load
+            .rtt_estimate(now, self.decay)
+            .unwrap_or(self.default_rtt.as_nanos_f64());
+        let in_flight = load.in_flight();
+        let rtt = if in_flight > 0 {
+            rtt.max(load.pending_age(now))
+        } else {
+            rtt
+        };
+        rtt * (in_flight as f64 + 1.0)
+    }
+}
+
+impl Default for PeakEwma {
+    fn default() -> Self {
+        PeakEwma::new()
+    }
+}
+
+impl Pick for PeakEwma {
+    type Table = ();
+    type Cursor = PickRng;
+
+    fn build(&self, _: &[EndpointView<'_>]) {}
+
+    fn cursor(&self, clone: u64) -> PickRng {
+        PickRng::new(self.seed.get(), clone)
+    }
+
+    fn rtt_decay(&self) -> Option<Decay> {
+        Some(self.decay)
+    }
+}
+
+impl<Req> PickRequest<Req> for PeakEwma {
+    #[inline]
+    fn pick(&self, _: &(), rng: &mut PickRng, loads: &Loads<'_>, _: &Req) -> Option<usize> {
+        let n = loads.len();
+        match n {
+            0 => None,
+            1 => Some(0),
+            _ => {
+                let (a, b) = choices::two(rng, n);
+                let now = loads.now().unwrap_or_else(tokio::time::Instant::now);
+                let (ca, cb) = (self.cost(loads.get(a), now), self.cost(loads.get(b), now));
+                Some(if cb < ca { b } else { a })
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// The time constant of a Peak-EWMA estimate: how long it takes to forget a peak. Never zero,
+/// negative, NaN or infinite.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+pub struct Decay {
+    nanos: f64,
+}
+
+/// A round-trip time used as an estimate (for example the estimate of an endpoint with no
+/// samples yet). Never zero, negative, NaN or infinite.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+pub struct Rtt {
+    nanos: f64,
+}
+
+macro_rules! positive_duration {
+    ($ty:ident, $what:literal, $err:ident) => {
+        impl $ty {
+            /// From a duration; zero is refused naming the value.
+            pub fn new(d: Duration) -> Result<Self, ConfigError> {
+                if d.is_zero() {
+                    return Err(ConfigError::$err(format!("{d:?}")));
+                }
+                Ok($ty {
+                    nanos: d.as_secs_f64() * 1e9,
+                })
+            }
+
+            /// From seconds; zero, negative, NaN and infinite values are refused naming the value.
+            pub fn from_secs_f64(secs: f64) -> Result<Self, ConfigError> {
+                if !(secs.is_finite() && secs > 0.0) {
+                    return Err(ConfigError::$err(format!("{secs}s")));
+                }
+                Ok($ty { nanos: secs * 1e9 })
+            }
+
+            /// As a duration.
+            pub fn as_duration(self) -> Duration {
+                Duration::from_secs_f64(self.nanos / 1e9)
+            }
+
+            /// In nanoseconds.
+            pub fn as_nanos_f64(self) -> f64 {
+                self.nanos
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", $what, self.as_duration())
+            }
+        }
+    };
+}
+
+positive_duration!(Decay, "Decay", InvalidDecay);
+positive_duration!(Rtt, "Rtt", InvalidRtt);
+
+impl Decay {
+    /// linkerd's default: 10 s.
+    pub const DEFAULT: Decay = Decay { nanos: 10e9 };
+
+    /// `e^(-elapsed/decay)`: the weight an estimate keeps after `elapsed_ns`.
+    #[inline]
+    pub(crate) fn keep(self, elapsed_ns: f64) -> f64 {
+        (-elapsed_ns.max(0.0) / self.nanos).exp()
+    }
+}
+
+impl Rtt {
+    /// The default estimate for an endpoint with no samples: 30 ms, linkerd's.
+    pub const DEFAULT: Rtt = Rtt { nanos: 30e6 };
+}
+
+impl Default for Decay {
+    fn default() -> Self {
+        Decay::DEFAULT
+    }
+}
+
+impl Default for Rtt {
+    fn default() -> Self {
+        Rtt::DEFAULT
+    }
+}
+
+/// The Peak-EWMA update for one sample, in nanoseconds.
+///
+/// `prior` is the estimate (`None` before any sample), `elapsed` the time since it was last
+/// updated. A `lower_bound` sample (a request dropped before completing) only ever raises it.
+pub(crate) fn update(
+    prior: Option<f64>,
+    sample: f64,
+    elapsed: f64,
+    decay: Decay,
+    lower_bound: bool,
+) -> Option<f64> {
+    match prior {
+        None if lower_bound => None,
+        None => Some(sample),
+        Some(p) if sample > p => Some(sample),
+        Some(_) if lower_bound => None,
+        Some(p) => {
+            let keep = decay.keep(elapsed);
+            Some(p * keep + sample * (1.0 - keep))
+        }
+    }
+}

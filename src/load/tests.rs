@@ -1,0 +1,211 @@
+use std::time::Duration;
+
+use tokio::time::{Instant, advance};
+
+use super::*;
+
+const MS: f64 = 1e6;
+
+fn decay(secs: f64) -> Decay {
+    Decay::from_secs_f64(secs).unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}
+
+#[test]
+fn guard_counts_start_finish_and_errors() {
+    let load = Load::new();
+    let a = load.start();
+    let b = load.start();
+    assert_eq!((load.in_flight(), load.requests()), (2, 2));
+    b.failed();
+    drop(b);
+    assert_eq!((load.in_flight(), load.requests(), load.errors()), (1, 2, 1));
+    drop(a);
+    assert_eq!((load.in_flight(), load.requests(), load.errors()), (0, 2, 1));
+}
+
+#[test]
+fn loads_do_not_share_cache_lines() {
+    assert!(std::mem::align_of::<counters::Counters>() >= 128);
+}
+
+#[test]
+fn invalid_durations_are_refused_naming_the_value() {
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = Decay::from_secs_f64(bad).unwrap_err();
+        assert!(err.to_string().contains(&format!("{bad}")), "{err}");
+        assert!(Rtt::from_secs_f64(bad).is_err());
+    }
+    assert!(Decay::new(Duration::ZERO).is_err());
+    assert!(Rtt::new(Duration::ZERO).is_err());
+    assert_eq!(Decay::default().as_duration(), Duration::from_secs(10));
+    assert_eq!(Rtt::default().as_duration(), Duration::from_millis(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_sample_sets_the_estimate_and_a_slower_one_replaces_it_at_once() {
+    let load = Load::new();
+    let d = decay(10.0);
+    assert_eq!(load.rtt_estimate(Instant::now(), d), None);
+    load.record_rtt(Duration::from_millis(10), Instant::now(), d);
+    assert_eq!(load.rtt_estimate(Instant::now(), d), Some(10.0 * MS));
+    load.record_rtt(Duration::from_millis(50), Instant::now(), d);
+    assert_eq!(load.rtt_estimate(Instant::now(), d), Some(50.0 * MS));
+}
+
+#[tokio::test(start_paused = true)]
+async fn faster_samples_decay_the_estimate_at_the_configured_rate() {
+    let load = Load::new();
+    let d = decay(10.0);
+    load.record_rtt(Duration::from_millis(50), Instant::now(), d);
+    advance(Duration::from_secs(1)).await;
+    load.record_rtt(Duration::from_millis(10), Instant::now(), d);
+    let keep = (-1.0f64 / 10.0).exp();
+    let expected = 50.0 * MS * keep + 10.0 * MS * (1.0 - keep);
+    let got = load.rtt_estimate(Instant::now(), d).unwrap();
+    assert!(close(got, expected), "{got} != {expected}");
+
+    // Read between samples, it decays towards zero at the same rate.
+    advance(Duration::from_secs(2)).await;
+    let read = load.rtt_estimate(Instant::now(), d).unwrap();
+    assert!(close(read, expected * (-0.2f64).exp()), "{read}");
+
+    // Samples pull towards themselves by the time elapsed, not by their number: a burst of
+    // fast samples at one instant moves the estimate once.
+    load.record_rtt(Duration::from_millis(1), Instant::now(), d);
+    let keep2 = (-0.2f64).exp();
+    let once = expected * keep2 + 1.0 * MS * (1.0 - keep2);
+    for _ in 0..100 {
+        load.record_rtt(Duration::from_millis(1), Instant::now(), d);
+    }
+    let got = load.rtt_estimate(Instant::now(), d).unwrap();
+    assert!(close(got, once), "{got} != {once}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_guards_sample_completions_fully_and_cancellations_as_lower_bounds() {
+    let load = Load::new();
+    let d = decay(10.0);
+    // A completed request: a full sample.
+    let mut g = load.start_timed(Instant::now(), d);
+    advance(Duration::from_millis(20)).await;
+    g.completed();
+    drop(g);
+    assert_eq!(load.rtt_estimate(Instant::now(), d), Some(20.0 * MS));
+
+    // A cancelled request shorter than the estimate: no change (it only says "at least 5 ms").
+    let g = load.start_timed(Instant::now(), d);
+    advance(Duration::from_millis(5)).await;
+    drop(g);
+    let est = load.rtt_estimate(Instant::now(), d).unwrap();
+    assert!(close(est, 20.0 * MS * (-0.005f64 / 10.0).exp()), "{est}");
+
+    // A cancelled request longer than the estimate raises it: a timeout is evidence.
+    let g = load.start_timed(Instant::now(), d);
+    advance(Duration::from_millis(80)).await;
+    drop(g);
+    assert_eq!(load.rtt_estimate(Instant::now(), d), Some(80.0 * MS));
+    assert_eq!(load.in_flight(), 0);
+    assert_eq!(load.requests(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pending_age_is_the_mean_age_of_requests_in_flight() {
+    let load = Load::new();
+    let d = decay(10.0);
+    assert_eq!(load.pending_age(Instant::now()), 0.0);
+    let a = load.start_timed(Instant::now(), d);
+    advance(Duration::from_millis(100)).await;
+    assert_eq!(load.pending_age(Instant::now()), 100.0 * MS);
+    let b = load.start_timed(Instant::now(), d);
+    advance(Duration::from_millis(10)).await;
+    // Ages 110 ms and 10 ms.
+    assert_eq!(load.pending_age(Instant::now()), 60.0 * MS);
+    drop(a);
+    assert_eq!(load.pending_age(Instant::now()), 10.0 * MS);
+    drop(b);
+    assert_eq!(load.pending_age(Instant::now()), 0.0);
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Complete { after_ns: u64, rtt_ns: u64 },
+        Cancel { after_ns: u64, held_ns: u64 },
+        Read { after_ns: u64 },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let t = prop_oneof![0..1_000u64, 0..10_000_000_000u64, Just(u64::MAX / 4)];
+        prop_oneof![
+            (t.clone(), t.clone()).prop_map(|(after_ns, rtt_ns)| Step::Complete { after_ns, rtt_ns }),
+            (t.clone(), t.clone()).prop_map(|(after_ns, held_ns)| Step::Cancel { after_ns, held_ns }),
+            t.prop_map(|after_ns| Step::Read { after_ns }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// For any sequence of samples and clock readings (including readings that go
+        /// backwards), the estimate is never NaN, infinite, zero or negative.
+        #[test]
+        fn estimate_is_always_finite_and_positive(
+            steps in proptest::collection::vec(step(), 1..60),
+            decay_secs in prop_oneof![Just(1e-9), 0.001f64..1e6],
+        ) {
+            let d = Decay::from_secs_f64(decay_secs).unwrap();
+            let load = Load::new();
+            let base = Instant::now();
+            let mut now = base;
+            for s in steps {
+                match s {
+                    Step::Complete { after_ns, rtt_ns } => {
+                        now = base + Duration::from_nanos(after_ns);
+                        load.record_rtt(Duration::from_nanos(rtt_ns), now, d);
+                    }
+                    Step::Cancel { after_ns, held_ns } => {
+                        let start = base + Duration::from_nanos(after_ns);
+                        let g = load.start_timed(start, d);
+                        now = start + Duration::from_nanos(held_ns);
+                        prop_assert!(load.pending_age(now).is_finite());
+                        prop_assert!(load.pending_age(now) >= 0.0);
+                        drop(g);
+                    }
+                    Step::Read { after_ns } => now = base + Duration::from_nanos(after_ns),
+                }
+                if let Some(est) = load.rtt_estimate(now, d) {
+                    prop_assert!(est.is_finite() && est >= 0.0, "estimate {est}");
+                }
+                prop_assert_eq!(load.in_flight(), 0);
+            }
+        }
+
+        /// The update rule itself: the result lies between the sample and the prior (or is the
+        /// sample, when it is higher), for any finite inputs.
+        #[test]
+        fn update_stays_between_prior_and_sample(
+            prior in proptest::option::of(1e-3f64..1e15),
+            sample in 0f64..1e15,
+            elapsed in 0f64..1e15,
+            lower in any::<bool>(),
+        ) {
+            let d = Decay::default();
+            if let Some(next) = rtt::update(prior, sample, elapsed, d, lower) {
+                prop_assert!(next.is_finite() && next >= 0.0);
+                match prior {
+                    None => prop_assert_eq!(next, sample),
+                    Some(p) if sample > p => prop_assert_eq!(next, sample),
+                    Some(p) => prop_assert!(next <= p * (1.0 + 1e-12) && next >= sample * (1.0 - 1e-12)),
+                }
+            }
+        }
+    }
+}
