@@ -5,7 +5,8 @@
 //! - `per_request`: one `poll_ready` + `call` + `.await` per iteration on a current-thread
 //!   runtime, for N ∈ {10, 100, 1000, 10000} always-ready in-process endpoints, for each of our
 //!   pickers and for tower's p2c; plus `direct`, the same call on one endpoint client with no
-//!   balancer (the floor).
+//!   balancer (the floor), and `round_robin_arc_client`, ours with an `Arc`-backed client like
+//!   real ones (each request clones the client).
 //! - `shared`: 4 tasks on a 2-worker runtime sending requests through one balancer (a clone of
 //!   ours per task, or tower's p2c behind one `Buffer`); wall time per request.
 //! - `update`: one remove + one insert at N = 10,000, fed through a channel on both sides (ours:
@@ -28,7 +29,9 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use tower::load::{CompleteOnResponse, PendingRequests};
 use tower::{Service, ServiceExt};
-use tower_mesh::balance::{Balance, Pick, PickRequest, Random, RoundRobin, Weighted, WeightedRandom};
+use tower_mesh::balance::{
+    Balance, Pick, PickRequest, Random, RoundRobin, Weighted, WeightedRandom,
+};
 use tower_mesh::discover::{Static, ToTower, Watch};
 use tower_mesh::endpoint::{Endpoint, Weight};
 
@@ -51,6 +54,27 @@ impl Service<u32> for Echo {
     #[inline]
     fn call(&mut self, req: u32) -> Self::Future {
         ready(Ok(req.wrapping_add(self.0)))
+    }
+}
+
+/// Like [`Echo`], but shaped like most real clients (hyper's, tonic's `Channel`): a handle to
+/// shared state, so every clone is a reference-count increment and every drop a decrement.
+#[derive(Debug, Clone)]
+struct ArcEcho(Arc<u32>);
+
+impl Service<u32> for ArcEcho {
+    type Response = u32;
+    type Error = Infallible;
+    type Future = Ready<Result<u32, Infallible>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn call(&mut self, req: u32) -> Self::Future {
+        ready(Ok(req.wrapping_add(*self.0)))
     }
 }
 
@@ -91,10 +115,18 @@ fn multi_thread() -> Runtime {
 
 /// Ours, over `eps`, waited on until every endpoint is ready. Must run inside `rt`.
 async fn ours<P: Pick>(picker: P, eps: Vec<Endpoint>) -> Balance<P, Echo> {
+    ours_with(picker, eps, Echo(1)).await
+}
+
+/// Ours with a clone of `client` per endpoint.
+async fn ours_with<P: Pick, C>(picker: P, eps: Vec<Endpoint>, client: C) -> Balance<P, C>
+where
+    C: Clone + Send + Sync + 'static,
+{
     let n = eps.len();
-    let make = tower::service_fn(|ep: Endpoint| async move {
-        let id = u32::from(ep.addr().ip().to_bits().to_be_bytes()[3]);
-        Ok::<_, Infallible>(Echo(id))
+    let make = tower::service_fn(move |_: Endpoint| {
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(client) }
     });
     let balance = Balance::builder(picker)
         .build(Static::new(eps), make)
@@ -119,7 +151,8 @@ async fn tower_p2c(n: usize) -> TowerP2c {
     let services = (0..n)
         .map(|i| PendingRequests::new(Echo(i as u32), CompleteOnResponse::default()))
         .collect::<Vec<_>>();
-    let mut balance = tower::balance::p2c::Balance::new(tower::discover::ServiceList::new(services));
+    let mut balance =
+        tower::balance::p2c::Balance::new(tower::discover::ServiceList::new(services));
     balance.ready().await.expect("ready");
     assert_eq!(balance.len(), n);
     balance
@@ -186,6 +219,16 @@ fn per_request(c: &mut Criterion) {
         });
         drop(weighted_random);
 
+        let mut rr_arc = rt.block_on(ours_with(
+            RoundRobin::with_seed(1),
+            endpoints(n, false),
+            ArcEcho(Arc::new(1)),
+        ));
+        group.bench_with_input(BenchmarkId::new("round_robin_arc_client", n), &n, |b, _| {
+            b.iter_custom(|iters| time_requests(&rt, &mut rr_arc, iters));
+        });
+        drop(rr_arc);
+
         let mut p2c = rt.block_on(tower_p2c(n));
         group.bench_with_input(BenchmarkId::new("tower_p2c", n), &n, |b, _| {
             b.iter_custom(|iters| time_requests(&rt, &mut p2c, iters));
@@ -223,7 +266,9 @@ where
             h.await.expect("task");
         }
         // Report per requested iteration even if rounding added up to 3 requests.
-        start.elapsed().mul_f64(iters as f64 / (per_task * TASKS) as f64)
+        start
+            .elapsed()
+            .mul_f64(iters as f64 / (per_task * TASKS) as f64)
     })
 }
 

@@ -24,6 +24,9 @@ use crate::endpoint::Endpoint;
 use crate::error::BoxError;
 use crate::load::Load;
 
+/// How often the driver looks for retired snapshots to drop while some are still held.
+const REAP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// State the driver shares with every balancer clone.
 pub(crate) struct Published<T, S> {
     pub(crate) snapshot: Arc<ArcSwap<Snapshot<T, S>>>,
@@ -104,6 +107,10 @@ pub(crate) struct Driver<P: Pick, D, M, S> {
     backoff: Backoff,
     rng: SmallRng,
     empty_since: Instant,
+    /// Replaced snapshots that balancer clones may still hold. Dropping a snapshot releases
+    /// every endpoint in it, O(n) work that must not land on a request's task, so the driver
+    /// keeps each one until it holds the last reference and drops it here.
+    retired: Vec<Arc<Snapshot<P::Table, S>>>,
 }
 
 impl<P, D, E, M, S> Driver<P, D, M, S>
@@ -141,6 +148,7 @@ where
             backoff,
             rng: SmallRng::seed_from_u64(seed),
             empty_since,
+            retired: Vec::new(),
         }
     }
 
@@ -173,6 +181,7 @@ where
                         self.on_done(done);
                     }
                 }
+                () = tokio::time::sleep(REAP_INTERVAL), if !self.retired.is_empty() => self.reap(),
                 else => break,
             }
         }
@@ -392,7 +401,9 @@ where
             endpoints,
             empty_since,
         };
-        self.published.snapshot.store(Arc::new(snapshot));
+        let old = self.published.snapshot.swap(Arc::new(snapshot));
+        self.retired.push(old);
+        self.reap();
         tracing::debug!(ready, known = self.entries.len(), "endpoint set published");
         if ready > 0 {
             let waiters = std::mem::take(&mut *lock(&self.published.waiters));
@@ -402,6 +413,11 @@ where
         } else {
             tracing::warn!(known = self.entries.len(), "no ready endpoints");
         }
+    }
+
+    /// Drops the retired snapshots no balancer clone holds any more.
+    fn reap(&mut self) {
+        self.retired.retain(|s| Arc::strong_count(s) > 1);
     }
 
     fn publish_status(&mut self) {

@@ -501,16 +501,101 @@ async fn p2c_pickers_with_one_endpoint_pick_it_and_prefer_the_idle_one() {
     watch.insert(Endpoint::new(addr(1))).unwrap();
     settle(&balance, 1).await;
     for _ in 0..10 {
-        assert_eq!(balance.ready().await.unwrap().call(()).await.unwrap(), addr(1));
+        assert_eq!(
+            balance.ready().await.unwrap().call(()).await.unwrap(),
+            addr(1)
+        );
     }
     // With two endpoints and requests held in flight on one, least-request picks the other.
     watch.insert(Endpoint::new(addr(2))).unwrap();
     settle(&balance, 2).await;
     let held: Vec<_> = (0..3).map(|_| balance.call(())).collect();
     let stats = balance.endpoints();
-    let busy = if stats[0].in_flight() > stats[1].in_flight() { 0 } else { 1 };
+    let busy = if stats[0].in_flight() > stats[1].in_flight() {
+        0
+    } else {
+        1
+    };
     assert!(stats[busy].in_flight() >= 2);
     let idle = stats[1 - busy].endpoint().addr();
     assert_eq!(balance.ready().await.unwrap().call(()).await.unwrap(), idle);
     drop(held);
+}
+
+/// A client that counts how many of its copies were dropped.
+#[derive(Debug)]
+struct Counted(SocketAddr, Arc<AtomicUsize>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Counted(self.0, self.1.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, SeqCst);
+    }
+}
+
+impl Service<()> for Counted {
+    type Response = SocketAddr;
+    type Error = Infallible;
+    type Future = Ready<Result<SocketAddr, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, (): ()) -> Self::Future {
+        std::future::ready(Ok(self.0))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn replaced_snapshots_are_dropped_by_the_driver_not_by_requests() {
+    let (watch, updates) = Watch::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let make = {
+        let drops = drops.clone();
+        service_fn(move |ep: Endpoint| {
+            let drops = drops.clone();
+            async move { Ok::<_, Infallible>(Counted(ep.addr(), drops)) }
+        })
+    };
+    let mut balance = Balance::builder(RoundRobin::with_seed(0))
+        .build(updates, make)
+        .unwrap();
+    let mut idle = balance.clone();
+    watch
+        .reset([Endpoint::new(addr(1)), Endpoint::new(addr(2))])
+        .unwrap();
+    settle(&balance, 2).await;
+    // Both clones now cache the two-endpoint snapshot.
+    idle.ready().await.unwrap().call(()).await.unwrap();
+    balance.ready().await.unwrap().call(()).await.unwrap();
+
+    watch.remove(addr(1)).unwrap();
+    settle(&balance, 1).await;
+    balance.ready().await.unwrap().call(()).await.unwrap();
+    let before = drops.load(SeqCst);
+    // The idle clone lets go of the old snapshot on its next request; the driver still holds
+    // it, so no endpoint client is dropped on this request's task except the request's own
+    // client clone. Tearing the old snapshot down here would drop two more.
+    assert_eq!(idle.ready().await.unwrap().call(()).await.unwrap(), addr(2));
+    assert_eq!(
+        drops.load(SeqCst),
+        before + 1,
+        "teardown ran on the request path"
+    );
+    // The driver drops it soon after.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        drops.load(SeqCst),
+        before + 3,
+        "the retired snapshot was never dropped"
+    );
 }

@@ -1,30 +1,18 @@
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::time::Instant;
 
+use super::arena::{self, Slot};
 use super::rtt::{self, Decay};
 
 /// Load counters of one endpoint.
 ///
 /// Keep one `Load` per endpoint and share it by reference (the balancer shares it through an
-/// `Arc<Load>` in each snapshot); the in-flight count is the number of live [`InFlight`] guards.
+/// `Arc<Load>` in each snapshot). Requests started through it are counted in flight until their
+/// [`InFlight`] guard drops.
 #[derive(Debug)]
 pub struct Load {
-    counters: Arc<Counters>,
-}
-
-#[derive(Debug)]
-#[repr(align(128))]
-pub(super) struct Counters {
-    requests: AtomicU64,
-    errors: AtomicU64,
-    /// The RTT estimate in nanoseconds as `f64` bits; 0 before the first sample.
-    rtt: AtomicU64,
-    /// When `rtt` was last updated, in nanoseconds since `epoch`.
-    rtt_at: AtomicU64,
-    /// The sum of the start times of timed requests in flight, in nanoseconds since `epoch`.
-    started: AtomicU64,
+    slot: &'static Slot,
     epoch: Instant,
 }
 
@@ -32,39 +20,32 @@ impl Load {
     /// Counters at zero.
     pub fn new() -> Self {
         Load {
-            counters: Arc::new(Counters {
-                requests: AtomicU64::new(0),
-                errors: AtomicU64::new(0),
-                rtt: AtomicU64::new(0),
-                rtt_at: AtomicU64::new(0),
-                started: AtomicU64::new(0),
-                epoch: Instant::now(),
-            }),
+            slot: arena::acquire(),
+            epoch: Instant::now(),
         }
     }
 
-    /// Requests currently in flight: live guards from [`Load::start`] and [`Load::start_timed`].
+    /// Requests currently in flight.
     pub fn in_flight(&self) -> u64 {
-        // The `Load` itself holds one reference; every other one is an `InFlight` guard.
-        (Arc::strong_count(&self.counters) as u64).saturating_sub(1)
+        self.slot.in_flight()
     }
 
     /// Requests started in total.
     pub fn requests(&self) -> u64 {
-        self.counters.requests.load(Relaxed)
+        self.slot.requests()
     }
 
     /// Requests that finished with an error.
     pub fn errors(&self) -> u64 {
-        self.counters.errors.load(Relaxed)
+        self.slot.errors.load(Relaxed)
     }
 
     /// Counts a request started and returns the guard that keeps it in flight until dropped.
     #[inline]
     pub fn start(&self) -> InFlight {
-        self.counters.requests.fetch_add(1, Relaxed);
+        self.slot.start();
         InFlight {
-            counters: Arc::clone(&self.counters),
+            slot: self.slot,
             timer: None,
         }
     }
@@ -73,13 +54,13 @@ impl Load {
     /// to feed the RTT estimate, which forgets with time constant `decay`.
     #[inline]
     pub fn start_timed(&self, now: Instant, decay: Decay) -> InFlight {
-        let c = &self.counters;
-        c.requests.fetch_add(1, Relaxed);
-        let at = c.nanos(now);
-        c.started.fetch_add(at, Relaxed);
+        let at = nanos(self.epoch, now);
+        self.slot.started_at.fetch_add(at, Relaxed);
+        self.slot.start();
         InFlight {
-            counters: Arc::clone(c),
+            slot: self.slot,
             timer: Some(Timer {
+                epoch: self.epoch,
                 at,
                 decay,
                 completed: false,
@@ -90,34 +71,33 @@ impl Load {
     /// The RTT estimate at `now`, in nanoseconds, decayed since its last update; `None` before
     /// any sample.
     pub fn rtt_estimate(&self, now: Instant, decay: Decay) -> Option<f64> {
-        let c = &self.counters;
-        let est = f64::from_bits(c.rtt.load(Relaxed));
+        let s = self.slot;
+        let est = f64::from_bits(s.rtt.load(Relaxed));
         if est <= 0.0 {
             return None;
         }
-        let since = c.nanos(now).saturating_sub(c.rtt_at.load(Relaxed));
+        let since = nanos(self.epoch, now).saturating_sub(s.rtt_at.load(Relaxed));
         Some(est * decay.keep(since as f64))
     }
 
     /// The mean age at `now` of the requests in flight, in nanoseconds; 0 when none is.
     ///
-    /// Counts only requests started with [`Load::start_timed`] in the sum of ages but divides
-    /// by every request in flight, so it is exact when an endpoint's requests are all timed or
-    /// all untimed, as they are in a balancer (its picker decides for every request).
+    /// Only requests started with [`Load::start_timed`] add to the sum of ages, but the sum is
+    /// divided by every request in flight, so it is exact when an endpoint's requests are all
+    /// timed or all untimed, as they are in a balancer (its picker decides for every request).
     pub fn pending_age(&self, now: Instant) -> f64 {
-        let c = &self.counters;
         let n = self.in_flight();
         if n == 0 {
             return 0.0;
         }
-        let mean_start = c.started.load(Relaxed) as f64 / n as f64;
-        (c.nanos(now) as f64 - mean_start).max(0.0)
+        let mean_start = self.slot.started_at.load(Relaxed) as f64 / n as f64;
+        (nanos(self.epoch, now) as f64 - mean_start).max(0.0)
     }
 
     /// Records one RTT sample ending at `now`, as a completed request would.
     pub fn record_rtt(&self, rtt: std::time::Duration, now: Instant, decay: Decay) {
-        let c = &self.counters;
-        c.record(rtt.as_nanos() as f64, c.nanos(now), decay, false);
+        self.slot
+            .record(rtt.as_nanos() as f64, nanos(self.epoch, now), decay, false);
     }
 }
 
@@ -127,12 +107,19 @@ impl Default for Load {
     }
 }
 
-impl Counters {
-    /// Nanoseconds from the epoch to `t`; saturates (a `u64` holds 584 years).
-    fn nanos(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+impl Drop for Load {
+    fn drop(&mut self) {
+        // No new request can start on the slot now; it is reused once the last guard drops.
+        arena::release(self.slot);
     }
+}
 
+/// Nanoseconds from `epoch` to `t`; saturates (a `u64` holds 584 years).
+fn nanos(epoch: Instant, t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Slot {
     fn record(&self, sample: f64, now: u64, decay: Decay, lower_bound: bool) {
         let mut prior_bits = self.rtt.load(Relaxed);
         loop {
@@ -165,12 +152,13 @@ impl Counters {
 #[derive(Debug)]
 #[must_use = "dropping the guard ends the request"]
 pub struct InFlight {
-    counters: Arc<Counters>,
+    slot: &'static Slot,
     timer: Option<Timer>,
 }
 
 #[derive(Debug)]
 struct Timer {
+    epoch: Instant,
     at: u64,
     decay: Decay,
     completed: bool,
@@ -179,7 +167,7 @@ struct Timer {
 impl InFlight {
     /// Counts the request as failed. It stays in flight until the guard drops.
     pub fn failed(&self) {
-        self.counters.errors.fetch_add(1, Relaxed);
+        self.slot.errors.fetch_add(1, Relaxed);
     }
 
     /// Marks the request complete: its time becomes a full RTT sample when the guard drops.
@@ -194,15 +182,13 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(timer) = &self.timer {
-            let c = &self.counters;
-            let now = c.nanos(Instant::now());
-            c.record(
-                now.saturating_sub(timer.at) as f64,
-                now,
-                timer.decay,
-                !timer.completed,
-            );
-            c.started.fetch_sub(timer.at, Relaxed);
+            let now = nanos(timer.epoch, Instant::now());
+            let sample = now.saturating_sub(timer.at) as f64;
+            self.slot.record(sample, now, timer.decay, !timer.completed);
+            self.slot.started_at.fetch_sub(timer.at, Relaxed);
         }
+        // The last touch of the slot: once every guard has finished, a released slot may be
+        // reused for another endpoint.
+        self.slot.finish();
     }
 }

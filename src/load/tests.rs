@@ -22,14 +22,20 @@ fn guard_counts_start_finish_and_errors() {
     assert_eq!((load.in_flight(), load.requests()), (2, 2));
     b.failed();
     drop(b);
-    assert_eq!((load.in_flight(), load.requests(), load.errors()), (1, 2, 1));
+    assert_eq!(
+        (load.in_flight(), load.requests(), load.errors()),
+        (1, 2, 1)
+    );
     drop(a);
-    assert_eq!((load.in_flight(), load.requests(), load.errors()), (0, 2, 1));
+    assert_eq!(
+        (load.in_flight(), load.requests(), load.errors()),
+        (0, 2, 1)
+    );
 }
 
 #[test]
 fn loads_do_not_share_cache_lines() {
-    assert!(std::mem::align_of::<counters::Counters>() >= 128);
+    assert!(std::mem::align_of::<arena::Slot>() >= 128);
 }
 
 #[test]
@@ -145,8 +151,10 @@ mod props {
     fn step() -> impl Strategy<Value = Step> {
         let t = prop_oneof![0..1_000u64, 0..10_000_000_000u64, Just(u64::MAX / 4)];
         prop_oneof![
-            (t.clone(), t.clone()).prop_map(|(after_ns, rtt_ns)| Step::Complete { after_ns, rtt_ns }),
-            (t.clone(), t.clone()).prop_map(|(after_ns, held_ns)| Step::Cancel { after_ns, held_ns }),
+            (t.clone(), t.clone())
+                .prop_map(|(after_ns, rtt_ns)| Step::Complete { after_ns, rtt_ns }),
+            (t.clone(), t.clone())
+                .prop_map(|(after_ns, held_ns)| Step::Cancel { after_ns, held_ns }),
             t.prop_map(|after_ns| Step::Read { after_ns }),
         ]
     }
@@ -164,7 +172,7 @@ mod props {
             let d = Decay::from_secs_f64(decay_secs).unwrap();
             let load = Load::new();
             let base = Instant::now();
-            let mut now = base;
+            let mut now: Instant;
             for s in steps {
                 match s {
                     Step::Complete { after_ns, rtt_ns } => {
