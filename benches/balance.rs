@@ -1,10 +1,13 @@
-//! Balancer benchmarks, side by side with tower 0.5's `p2c::Balance<PendingRequests>` in one run.
+//! Balancer benchmarks, side by side with tower 0.5's `p2c::Balance` (with `PendingRequests`
+//! and with `PeakEwma`) in one run.
 //!
 //! Groups:
 //!
 //! - `per_request`: one `poll_ready` + `call` + `.await` per iteration on a current-thread
 //!   runtime, for N ∈ {10, 100, 1000, 10000} always-ready in-process endpoints, for each of our
-//!   pickers and for tower's p2c; plus `direct`, the same call on one endpoint client with no
+//!   pickers and for tower's p2c (`tower_p2c`: `PendingRequests`, the baseline of our
+//!   round-robin, random, weighted and least-request pickers; `tower_p2c_peak_ewma`: the
+//!   baseline of our `peak_ewma`); plus `direct`, the same call on one endpoint client with no
 //!   balancer (the floor), and `round_robin_arc_client`, ours with an `Arc`-backed client like
 //!   real ones (each request clones the client).
 //! - `shared`: 4 tasks on a 2-worker runtime sending requests through one balancer (a clone of
@@ -27,10 +30,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
-use tower::load::{CompleteOnResponse, PendingRequests};
+use tower::load::{CompleteOnResponse, PeakEwma as TowerPeakEwma, PendingRequests};
 use tower::{Service, ServiceExt};
 use tower_mesh::balance::{
-    Balance, Pick, PickRequest, Random, RoundRobin, Weighted, WeightedRandom,
+    Balance, LeastRequest, PeakEwma, Pick, PickRequest, Random, RoundRobin, Weighted,
+    WeightedRandom,
 };
 use tower_mesh::discover::{Static, ToTower, Watch};
 use tower_mesh::endpoint::{Endpoint, Weight};
@@ -158,6 +162,30 @@ async fn tower_p2c(n: usize) -> TowerP2c {
     balance
 }
 
+type TowerEwmaEndpoint = TowerPeakEwma<Echo, CompleteOnResponse>;
+type TowerP2cEwma =
+    tower::balance::p2c::Balance<tower::discover::ServiceList<Vec<TowerEwmaEndpoint>>, u32>;
+
+/// tower's p2c with Peak-EWMA over `n` endpoints, with linkerd's defaults (30 ms, 10 s), as
+/// ours.
+async fn tower_p2c_ewma(n: usize) -> TowerP2cEwma {
+    let services = (0..n)
+        .map(|i| {
+            TowerPeakEwma::new(
+                Echo(i as u32),
+                Duration::from_millis(30),
+                10e9,
+                CompleteOnResponse::default(),
+            )
+        })
+        .collect::<Vec<_>>();
+    let mut balance =
+        tower::balance::p2c::Balance::new(tower::discover::ServiceList::new(services));
+    balance.ready().await.expect("ready");
+    assert_eq!(balance.len(), n);
+    balance
+}
+
 /// One request: `poll_ready` + `call` + `.await`.
 #[inline]
 async fn one<S>(svc: &mut S, req: u32) -> S::Response
@@ -234,6 +262,24 @@ fn per_request(c: &mut Criterion) {
             b.iter_custom(|iters| time_requests(&rt, &mut p2c, iters));
         });
         drop(p2c);
+
+        let mut least = rt.block_on(ours(LeastRequest::with_seed(1), endpoints(n, false)));
+        group.bench_with_input(BenchmarkId::new("least_request", n), &n, |b, _| {
+            b.iter_custom(|iters| time_requests(&rt, &mut least, iters));
+        });
+        drop(least);
+
+        let mut ewma = rt.block_on(ours(PeakEwma::with_seed(1), endpoints(n, false)));
+        group.bench_with_input(BenchmarkId::new("peak_ewma", n), &n, |b, _| {
+            b.iter_custom(|iters| time_requests(&rt, &mut ewma, iters));
+        });
+        drop(ewma);
+
+        let mut p2c_ewma = rt.block_on(tower_p2c_ewma(n));
+        group.bench_with_input(BenchmarkId::new("tower_p2c_peak_ewma", n), &n, |b, _| {
+            b.iter_custom(|iters| time_requests(&rt, &mut p2c_ewma, iters));
+        });
+        drop(p2c_ewma);
     }
     group.finish();
 }
