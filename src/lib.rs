@@ -23,8 +23,9 @@
 //! # async fn main() -> Result<(), tower_mesh::BoxError> {
 //! // Your client, built once per endpoint. Here: a function that names the endpoint's port.
 //! let make_client = tower::service_fn(|ep: Endpoint| async move {
+//!     let port = ep.addr().port();
 //!     Ok::<_, std::convert::Infallible>(tower::service_fn(move |_req: &'static str| async move {
-//!         Ok::<_, std::convert::Infallible>(ep.addr().port())
+//!         Ok::<_, std::convert::Infallible>(port)
 //!     }))
 //! });
 //! let endpoints = Static::new([
@@ -56,7 +57,7 @@
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `http` | HTTP-aware helpers (reserved; lands with the hashing and load issues) |
+//! | `http` | request-key extractors (`Header`, `Path`, `Cookie`, `QueryParam`) for hashing pickers |
 //! | `dns` | DNS discovery (reserved) |
 //! | `etcd` | etcd discovery and registration (reserved) |
 //! | `tls` | rustls mTLS with workload identity (reserved) |
@@ -77,5 +78,6 @@ pub mod endpoint;
 pub mod error;
 pub mod load;
 
+pub use crate::balance::hash::HashConfigError;
 pub use crate::error::{ConfigError, InvalidWeight, NoEndpoints, WatchClosed};
 pub use tower::BoxError;

@@ -70,10 +70,18 @@ async fn peak_ewma_avoids_a_slow_endpoint_and_least_request_beats_round_robin() 
     let rr = slow_share(RoundRobin::with_seed(1)).await;
     let lr = slow_share(LeastRequest::with_seed(1)).await;
     let ewma = slow_share(PeakEwma::with_seed(1)).await;
-    println!("slow endpoint share: round-robin {rr:.4}, least-request {lr:.4}, peak-ewma {ewma:.4}");
+    println!(
+        "slow endpoint share: round-robin {rr:.4}, least-request {lr:.4}, peak-ewma {ewma:.4}"
+    );
     assert!((rr - 0.1).abs() < 0.001, "round-robin ignores speed: {rr}");
-    assert!(lr < rr, "least-request {lr} must send the slow endpoint less than round-robin {rr}");
-    assert!(ewma < 0.05, "peak-ewma sends the slow endpoint {ewma}, at least 5%");
+    assert!(
+        lr < rr,
+        "least-request {lr} must send the slow endpoint less than round-robin {rr}"
+    );
+    assert!(
+        ewma < 0.05,
+        "peak-ewma sends the slow endpoint {ewma}, at least 5%"
+    );
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -104,7 +112,10 @@ async fn a_stalled_endpoint_is_avoided_before_its_first_response() {
     }
     let stats = balance.endpoints();
     let to_stalled = stats[0].requests();
-    assert!(to_stalled < 20, "{to_stalled} of 200 requests went to the stalled endpoint");
+    assert!(
+        to_stalled < 20,
+        "{to_stalled} of 200 requests went to the stalled endpoint"
+    );
     for t in stuck {
         t.abort();
     }

@@ -40,8 +40,9 @@ use crate::error::{BoxError, ConfigError};
 /// # async fn main() -> Result<(), tower_mesh::BoxError> {
 /// // A "client" per endpoint: here just a function answering with the endpoint's port.
 /// let make = tower::service_fn(|ep: Endpoint| async move {
+///     let port = ep.addr().port();
 ///     Ok::<_, std::convert::Infallible>(tower::service_fn(move |_req: ()| async move {
-///         Ok::<_, std::convert::Infallible>(ep.addr().port())
+///         Ok::<_, std::convert::Infallible>(port)
 ///     }))
 /// });
 /// let balance = Balance::builder(RoundRobin::new())

@@ -27,6 +27,8 @@
 //! | [`WeightedRandom`] | at random, in proportion to weight (alias method) | capacities differ; many clients; weights change often |
 //! | [`LeastRequest`] | fewest in flight of `d` random candidates | request costs vary; latency unknown |
 //! | [`PeakEwma`] | lowest `rtt × (in_flight + 1)` of two random candidates | endpoints differ in speed, or slow down |
+//! | [`RingHash`](hash::RingHash) | the owner of the key's arc on a SHA-1 ring (optionally load-bounded) | the same key must reach the same endpoint, with minimal movement |
+//! | [`Maglev`](hash::Maglev) | one lookup-table entry for the key | affinity with the cheapest lookup and even shares |
 //!
 //! Writing a picker: implement [`Pick`] (what to precompute) and [`PickRequest`] (how to pick
 //! for a request). `build` may be slow; `pick` must not allocate or lock.

@@ -23,9 +23,11 @@ pin_project! {
     ///
     /// ```
     /// use tower_mesh::discover::{Static, ToTower};
+    /// use tower_mesh::endpoint::Endpoint;
     ///
     /// // A tower Discover whose services are the endpoints' addresses.
-    /// let discover = ToTower::new(Static::from_addrs(["127.0.0.1:1".parse().unwrap()]), |ep| ep.addr());
+    /// let source = Static::from_addrs(["127.0.0.1:1".parse().unwrap()]);
+    /// let discover = ToTower::new(source, |ep: Endpoint| ep.addr());
     /// # drop(discover);
     /// ```
     pub struct ToTower<D, F> {
