@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
             0 => Update::Insert(endpoint(op[1], op[2])),
             1 => Update::Remove(endpoint(op[1], 0).addr()),
             _ => Update::Reset(
-                (0..op[1] % 8).map(|i| endpoint(op[2].wrapping_add(i * 3), i)).collect(),
+                (0..op[1] % 8)
+                    .map(|i| endpoint(op[2].wrapping_add(i * 3), i))
+                    .collect(),
             ),
         };
         match &update {
@@ -57,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
                 replayed.insert(a, e);
             }
             Poll::Ready(Some(Ok(Change::Remove(a)))) => {
-                assert!(replayed.remove(&a).is_some(), "removed an address never inserted");
+                assert!(
+                    replayed.remove(&a).is_some(),
+                    "removed an address never inserted"
+                );
             }
             Poll::Ready(Some(Err(never))) => match never {},
             Poll::Ready(None) => break,

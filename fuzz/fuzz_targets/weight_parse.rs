@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use tower_mesh::endpoint::Weight;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     match s.parse::<Weight>() {
         Ok(w) => assert_eq!(s.trim().parse::<u32>().ok(), Some(w.get())),
         Err(e) => {
