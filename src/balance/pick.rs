@@ -90,11 +90,13 @@ pub struct Loads<'a> {
 
 impl<'a> Loads<'a> {
     /// Loads of endpoints `0..loads.len()`.
+    #[inline]
     pub fn new(loads: &'a [Arc<Load>]) -> Self {
         Loads { loads, now: None }
     }
 
     /// Loads with the time the request started, for pickers that time requests.
+    #[inline]
     pub fn with_now(loads: &'a [Arc<Load>], now: Instant) -> Self {
         Loads {
             loads,
@@ -104,16 +106,19 @@ impl<'a> Loads<'a> {
 
     /// When the request started, if the picker asked for timing
     /// ([`Pick::rtt_decay`]).
+    #[inline]
     pub fn now(&self) -> Option<Instant> {
         self.now
     }
 
     /// The number of endpoints.
+    #[inline]
     pub fn len(&self) -> usize {
         self.loads.len()
     }
 
     /// Whether there are no endpoints.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.loads.is_empty()
     }
@@ -123,6 +128,7 @@ impl<'a> Loads<'a> {
     /// # Panics
     ///
     /// If `index >= self.len()`.
+    #[inline]
     pub fn get(&self, index: usize) -> &'a Load {
         &self.loads[index]
     }

@@ -52,6 +52,7 @@ impl Slot {
         }
     }
 
+    #[inline]
     pub(super) fn in_flight(&self) -> u64 {
         self.state.load(Relaxed) & IN_FLIGHT_MASK
     }

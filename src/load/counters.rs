@@ -26,6 +26,7 @@ impl Load {
     }
 
     /// Requests currently in flight.
+    #[inline]
     pub fn in_flight(&self) -> u64 {
         self.slot.in_flight()
     }
@@ -166,12 +167,14 @@ struct Timer {
 
 impl InFlight {
     /// Counts the request as failed. It stays in flight until the guard drops.
+    #[inline]
     pub fn failed(&self) {
         self.slot.errors.fetch_add(1, Relaxed);
     }
 
     /// Marks the request complete: its time becomes a full RTT sample when the guard drops.
     /// Without it, a timed request's time counts only as a lower bound (it was cancelled).
+    #[inline]
     pub fn completed(&mut self) {
         if let Some(timer) = &mut self.timer {
             timer.completed = true;
@@ -180,6 +183,7 @@ impl InFlight {
 }
 
 impl Drop for InFlight {
+    #[inline]
     fn drop(&mut self) {
         if let Some(timer) = &self.timer {
             let now = nanos(timer.epoch, Instant::now());
