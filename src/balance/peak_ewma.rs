@@ -73,6 +73,7 @@ impl PeakEwma {
     }
 
     /// The cost of sending one more request to an endpoint with this load, at `now`.
+    #[inline]
     pub fn cost(&self, load: &Load, now: tokio::time::Instant) -> f64 {
         let rtt = load
             .rtt_estimate(now, self.decay)

@@ -71,6 +71,7 @@ impl Load {
 
     /// The RTT estimate at `now`, in nanoseconds, decayed since its last update; `None` before
     /// any sample.
+    #[inline]
     pub fn rtt_estimate(&self, now: Instant, decay: Decay) -> Option<f64> {
         let s = self.slot;
         let est = f64::from_bits(s.rtt.load(Relaxed));
@@ -86,6 +87,7 @@ impl Load {
     /// Only requests started with [`Load::start_timed`] add to the sum of ages, but the sum is
     /// divided by every request in flight, so it is exact when an endpoint's requests are all
     /// timed or all untimed, as they are in a balancer (its picker decides for every request).
+    #[inline]
     pub fn pending_age(&self, now: Instant) -> f64 {
         let n = self.in_flight();
         if n == 0 {
@@ -116,6 +118,7 @@ impl Drop for Load {
 }
 
 /// Nanoseconds from `epoch` to `t`; saturates (a `u64` holds 584 years).
+#[inline]
 fn nanos(epoch: Instant, t: Instant) -> u64 {
     u64::try_from(t.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }
