@@ -173,16 +173,23 @@ where
         let picked = self
             .picker
             .pick(&snapshot.table, &mut self.cursor, &loads, &req);
-        match picked.and_then(|i| Some((snapshot.clients.get(i)?, snapshot.loads.get(i)?))) {
-            Some((client, load)) => ResponseFuture {
-                state: State::Call {
-                    guard: Some(match (now, decay) {
-                        (Some(now), Some(decay)) => load.start_timed(now, decay),
-                        _ => load.start(),
-                    }),
-                    fut: Oneshot::new(client.clone(), req),
-                },
-            },
+        match picked.and_then(|i| Some((i, snapshot.clients.get(i)?, snapshot.loads.get(i)?))) {
+            Some((index, client, load)) => {
+                tracing::trace!(
+                    endpoint = %snapshot.endpoints[index],
+                    in_flight = load.in_flight(),
+                    "picked"
+                );
+                ResponseFuture {
+                    state: State::Call {
+                        guard: Some(match (now, decay) {
+                            (Some(now), Some(decay)) => load.start_timed(now, decay),
+                            _ => load.start(),
+                        }),
+                        fut: Oneshot::new(client.clone(), req),
+                    },
+                }
+            }
             None => ResponseFuture {
                 state: State::Failed {
                     error: Some(NoEndpoints::new(Duration::ZERO).into()),
