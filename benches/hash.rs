@@ -21,7 +21,6 @@
 
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -86,7 +85,7 @@ fn bench_pick<P: PickRequest<Key>>(
     b: &mut criterion::Bencher<'_>,
     picker: &P,
     eps: &[Endpoint],
-    loads: &[Arc<Load>],
+    loads: &[Load],
 ) {
     let views: Vec<EndpointView<'_>> = eps.iter().map(EndpointView::new).collect();
     let table = picker.build(&views);
@@ -103,7 +102,7 @@ fn lookup(c: &mut Criterion) {
     let mut group = c.benchmark_group("lookup");
     for n in SIZES {
         let eps = endpoints(n, false);
-        let loads: Vec<Arc<Load>> = (0..n).map(|_| Arc::new(Load::new())).collect();
+        let loads: Vec<Load> = (0..n).map(|_| Load::new()).collect();
         let ring = RingHash::new(by_key);
         group.bench_function(BenchmarkId::new("ring", n), |b| {
             bench_pick(b, &ring, &eps, &loads)

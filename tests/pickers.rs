@@ -3,7 +3,6 @@
 //! probabilities, sampling convergence, and seeded determinism.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -28,10 +27,10 @@ fn endpoints(weights: &[u32]) -> Vec<Endpoint> {
 }
 
 /// A picker's table for these weights, and one load per endpoint.
-fn table<P: Pick>(picker: &P, weights: &[u32]) -> (P::Table, Vec<Arc<Load>>) {
+fn table<P: Pick>(picker: &P, weights: &[u32]) -> (P::Table, Vec<Load>) {
     let eps = endpoints(weights);
     let views: Vec<EndpointView<'_>> = eps.iter().map(EndpointView::new).collect();
-    let loads = (0..eps.len()).map(|_| Arc::new(Load::new())).collect();
+    let loads = (0..eps.len()).map(|_| Load::new()).collect();
     (picker.build(&views), loads)
 }
 

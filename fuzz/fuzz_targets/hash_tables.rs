@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use tower_mesh::balance::hash::{KeyHash, LoadBound, Maglev, MaglevTable, RingHash, RingTable};
@@ -127,7 +126,7 @@ fuzz_target!(|data: &[u8]| {
         }
 
         // Keys: plain and bounded picks through the `Pick` API, with arbitrary loads.
-        let loads: Vec<Arc<Load>> = (0..n).map(|_| Arc::new(Load::new())).collect();
+        let loads: Vec<Load> = (0..n).map(|_| Load::new()).collect();
         let mut guards = Vec::new();
         for (i, load) in loads.iter().enumerate() {
             for _ in 0..input.bytes(1).first().map_or(0, |b| b % 4) {

@@ -67,7 +67,7 @@ enum State<S> {
     },
     Ready {
         client: S,
-        load: Arc<Load>,
+        load: Load,
     },
 }
 
@@ -326,7 +326,7 @@ where
                     entry.failures = 0;
                     entry.state = State::Ready {
                         client,
-                        load: Arc::new(Load::new()),
+                        load: Load::new(),
                     };
                 }
                 self.ready_changed = true;
@@ -378,7 +378,7 @@ where
             if let State::Ready { client, load } = &entry.state {
                 endpoints.push(Arc::clone(&entry.endpoint));
                 clients.push(client);
-                loads.push(Arc::clone(load));
+                loads.push(load.clone());
             }
         }
         let views: Vec<EndpointView<'_>> = endpoints.iter().map(|e| EndpointView::new(e)).collect();

@@ -1,5 +1,4 @@
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -84,20 +83,20 @@ impl<'a> EndpointView<'a> {
 /// The live load of every endpoint in a snapshot, by index.
 #[derive(Debug, Clone, Copy)]
 pub struct Loads<'a> {
-    loads: &'a [Arc<Load>],
+    loads: &'a [Load],
     now: Option<Instant>,
 }
 
 impl<'a> Loads<'a> {
     /// Loads of endpoints `0..loads.len()`.
     #[inline]
-    pub fn new(loads: &'a [Arc<Load>]) -> Self {
+    pub fn new(loads: &'a [Load]) -> Self {
         Loads { loads, now: None }
     }
 
     /// Loads with the time the request started, for pickers that time requests.
     #[inline]
-    pub fn with_now(loads: &'a [Arc<Load>], now: Instant) -> Self {
+    pub fn with_now(loads: &'a [Load], now: Instant) -> Self {
         Loads {
             loads,
             now: Some(now),

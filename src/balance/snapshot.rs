@@ -13,7 +13,7 @@ use crate::load::Load;
 pub(crate) struct Snapshot<T, S> {
     pub(crate) table: T,
     pub(crate) clients: Vec<S>,
-    pub(crate) loads: Vec<Arc<Load>>,
+    pub(crate) loads: Vec<Load>,
     pub(crate) endpoints: Vec<Arc<Endpoint>>,
     /// When the set last became empty; `None` while it has endpoints.
     pub(crate) empty_since: Option<Instant>,

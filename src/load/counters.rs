@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::time::Instant;
@@ -7,21 +8,39 @@ use super::rtt::{self, Decay};
 
 /// Load counters of one endpoint.
 ///
-/// Keep one `Load` per endpoint and share it by reference (the balancer shares it through an
-/// `Arc<Load>` in each snapshot). Requests started through it are counted in flight until their
-/// [`InFlight`] guard drops.
-#[derive(Debug)]
+/// Make one `Load` per endpoint and clone it wherever the endpoint's counters are needed: clones
+/// share the counters (the balancer keeps a clone in each snapshot, next to the endpoint's
+/// client). Requests started through any clone are counted in flight until their [`InFlight`]
+/// guard drops.
+///
+/// A clone is a direct reference to the counters plus a shared owner handle, so reading them
+/// is one pointer away from the snapshot.
+#[derive(Debug, Clone)]
 pub struct Load {
     slot: &'static Slot,
     epoch: Instant,
+    /// Returns the slot to the pool when the last clone is dropped.
+    _owner: Arc<Owner>,
+}
+
+#[derive(Debug)]
+struct Owner(&'static Slot);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // No new request can start on the slot now; it is reused once the last guard drops.
+        arena::release(self.0);
+    }
 }
 
 impl Load {
     /// Counters at zero.
     pub fn new() -> Self {
+        let slot = arena::acquire();
         Load {
-            slot: arena::acquire(),
+            slot,
             epoch: Instant::now(),
+            _owner: Arc::new(Owner(slot)),
         }
     }
 
@@ -107,13 +126,6 @@ impl Load {
 impl Default for Load {
     fn default() -> Self {
         Load::new()
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        // No new request can start on the slot now; it is reused once the last guard drops.
-        arena::release(self.slot);
     }
 }
 

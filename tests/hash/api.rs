@@ -7,7 +7,7 @@ fn keyless_requests_go_to_the_fallback_picker() {
     let eps: Vec<Endpoint> = (1..=5)
         .map(|i| Endpoint::new(SocketAddr::from(([10, 0, 0, i], 80))))
         .collect();
-    let loads: Vec<Arc<Load>> = eps.iter().map(|_| Arc::new(Load::new())).collect();
+    let loads: Vec<Load> = eps.iter().map(|_| Load::new()).collect();
     let loads = Loads::new(&loads);
     let key = |k: &Option<u64>| *k;
     let ring = RingHash::new(key).fallback(RoundRobin::with_seed(0));
@@ -57,7 +57,7 @@ fn borrowing_extractors_and_closures_agree() {
     let eps: Vec<Endpoint> = (1..=3)
         .map(|i| Endpoint::new(SocketAddr::from(([10, 0, 0, i], 80))))
         .collect();
-    let loads: Vec<Arc<Load>> = eps.iter().map(|_| Arc::new(Load::new())).collect();
+    let loads: Vec<Load> = eps.iter().map(|_| Load::new()).collect();
     let (a, b) = (Maglev::new(ByUser), Maglev::new(closure));
     let (ta, tb) = (a.build(&views(&eps)), b.build(&views(&eps)));
     assert_eq!(

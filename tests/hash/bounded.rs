@@ -31,7 +31,7 @@ fn run_bounded(
 ) -> Result<(), TestCaseError> {
     let picker = small_ring(8).bounded_loads(bound);
     let table = picker.build(&views(eps));
-    let loads: Vec<Arc<Load>> = eps.iter().map(|_| Arc::new(Load::new())).collect();
+    let loads: Vec<Load> = eps.iter().map(|_| Load::new()).collect();
     let weights: Vec<u64> = eps.iter().map(|e| u64::from(e.weight().get())).collect();
     let total_weight: u64 = weights.iter().sum();
     let mut cursor = picker.cursor(0);
@@ -150,7 +150,7 @@ fn bounded_loads_hot_key_spreads_within_the_bound() {
         .collect();
     let picker = small_ring(8).bounded_loads(LoadBound::default());
     let table = picker.build(&views(&eps));
-    let loads: Vec<Arc<Load>> = eps.iter().map(|_| Arc::new(Load::new())).collect();
+    let loads: Vec<Load> = eps.iter().map(|_| Load::new()).collect();
     let mut cursor = picker.cursor(0);
     let mut held = Vec::new();
     for step in 0..1000u64 {

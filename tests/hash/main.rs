@@ -10,7 +10,6 @@
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;

@@ -174,9 +174,7 @@ fn maglev_fills_every_entry_even_with_more_endpoints_than_entries() {
 fn a_table_built_for_another_set_picks_nothing() {
     let eps = endpoints(&["10.0.0.1:1", "10.0.0.2:1"]);
     let views: Vec<_> = eps.iter().map(EndpointView::new).collect();
-    let loads: Vec<_> = (0..3)
-        .map(|_| std::sync::Arc::new(crate::load::Load::new()))
-        .collect();
+    let loads: Vec<_> = (0..3).map(|_| crate::load::Load::new()).collect();
     let ring = RingHash::new(|k: &u64| Some(*k));
     let table = ring.build(&views);
     let mut cursor = ring.cursor(0);
