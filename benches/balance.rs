@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use tower::load::{CompleteOnResponse, PeakEwma as TowerPeakEwma, PendingRequests};
 use tower::{Service, ServiceExt};
@@ -212,6 +213,23 @@ where
     })
 }
 
+/// Benches `svc` as `name` at size `n` (one request per iteration), then drops it, so only one
+/// balancer of a size is alive at a time.
+fn bench_service<S>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    n: usize,
+    mut svc: S,
+) where
+    S: Service<u32>,
+    S::Error: std::fmt::Debug,
+{
+    group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+        b.iter_custom(|iters| time_requests(rt, &mut svc, iters));
+    });
+}
+
 fn per_request(c: &mut Criterion) {
     let rt = current_thread();
     let mut group = c.benchmark_group("per_request");
@@ -222,64 +240,34 @@ fn per_request(c: &mut Criterion) {
     });
 
     for &n in &SIZES {
-        let mut rr = rt.block_on(ours(RoundRobin::with_seed(1), endpoints(n, false)));
-        group.bench_with_input(BenchmarkId::new("round_robin", n), &n, |b, _| {
-            b.iter_custom(|iters| time_requests(&rt, &mut rr, iters));
-        });
-        drop(rr);
-
-        let mut random = rt.block_on(ours(Random::with_seed(1), endpoints(n, false)));
-        group.bench_with_input(BenchmarkId::new("random", n), &n, |b, _| {
-            b.iter_custom(|iters| time_requests(&rt, &mut random, iters));
-        });
-        drop(random);
-
-        let mut weighted = rt.block_on(ours(Weighted::with_seed(1), endpoints(n, true)));
-        group.bench_with_input(BenchmarkId::new("weighted", n), &n, |b, _| {
-            b.iter_custom(|iters| time_requests(&rt, &mut weighted, iters));
-        });
-        drop(weighted);
-
-        let mut weighted_random =
-            rt.block_on(ours(WeightedRandom::with_seed(1), endpoints(n, true)));
-        group.bench_with_input(BenchmarkId::new("weighted_random", n), &n, |b, _| {
-            b.iter_custom(|iters| time_requests(&rt, &mut weighted_random, iters));
-        });
-        drop(weighted_random);
-
-        let mut rr_arc = rt.block_on(ours_with(
+        let g = &mut group;
+        let ours_rr = rt.block_on(ours(RoundRobin::with_seed(1), endpoints(n, false)));
+        bench_service(g, &rt, "round_robin", n, ours_rr);
+        let ours_random = rt.block_on(ours(Random::with_seed(1), endpoints(n, false)));
+        bench_service(g, &rt, "random", n, ours_random);
+        let ours_weighted = rt.block_on(ours(Weighted::with_seed(1), endpoints(n, true)));
+        bench_service(g, &rt, "weighted", n, ours_weighted);
+        let ours_wr = rt.block_on(ours(WeightedRandom::with_seed(1), endpoints(n, true)));
+        bench_service(g, &rt, "weighted_random", n, ours_wr);
+        let arc_client = ArcEcho(Arc::new(1));
+        let ours_rr_arc = rt.block_on(ours_with(
             RoundRobin::with_seed(1),
             endpoints(n, false),
-            ArcEcho(Arc::new(1)),
+            arc_client,
         ));
-        group.bench_with_input(BenchmarkId::new("round_robin_arc_client", n), &n, |b, _| {
-            b.iter_custom(|iters| time_requests(&rt, &mut rr_arc, iters));
-        });
-        drop(rr_arc);
-
-        let mut p2c = rt.block_on(tower_p2c(n));
-        group.bench_with_input(BenchmarkId::new("tower_p2c", n), &n, |b, _| {
-            b.iter_custom(|iters| time_requests(&rt, &mut p2c, iters));
-        });
-        drop(p2c);
-
-        let mut least = rt.block_on(ours(LeastRequest::with_seed(1), endpoints(n, false)));
-        group.bench_with_input(BenchmarkId::new("least_request", n), &n, |b, _| {
-            b.iter_custom(|iters| time_requests(&rt, &mut least, iters));
-        });
-        drop(least);
-
-        let mut ewma = rt.block_on(ours(PeakEwma::with_seed(1), endpoints(n, false)));
-        group.bench_with_input(BenchmarkId::new("peak_ewma", n), &n, |b, _| {
-            b.iter_custom(|iters| time_requests(&rt, &mut ewma, iters));
-        });
-        drop(ewma);
-
-        let mut p2c_ewma = rt.block_on(tower_p2c_ewma(n));
-        group.bench_with_input(BenchmarkId::new("tower_p2c_peak_ewma", n), &n, |b, _| {
-            b.iter_custom(|iters| time_requests(&rt, &mut p2c_ewma, iters));
-        });
-        drop(p2c_ewma);
+        bench_service(g, &rt, "round_robin_arc_client", n, ours_rr_arc);
+        bench_service(g, &rt, "tower_p2c", n, rt.block_on(tower_p2c(n)));
+        let ours_least = rt.block_on(ours(LeastRequest::with_seed(1), endpoints(n, false)));
+        bench_service(g, &rt, "least_request", n, ours_least);
+        let ours_ewma = rt.block_on(ours(PeakEwma::with_seed(1), endpoints(n, false)));
+        bench_service(g, &rt, "peak_ewma", n, ours_ewma);
+        bench_service(
+            g,
+            &rt,
+            "tower_p2c_peak_ewma",
+            n,
+            rt.block_on(tower_p2c_ewma(n)),
+        );
     }
     group.finish();
 }

@@ -71,10 +71,10 @@ impl<T, S> Drop for Shared<T, S> {
     }
 }
 
+/// A clone waiting for a non-empty set; while it exists, the clone's waker is registered.
 struct Wait {
     deadline: Instant,
     sleep: Pin<Box<Sleep>>,
-    registered: bool,
 }
 
 impl<P: Pick, S> Balance<P, S> {
@@ -109,12 +109,10 @@ impl<P: Pick, S> Balance<P, S> {
         &self.picker
     }
 
+    /// Stops waiting: drops the deadline timer and the registered waker.
     fn unregister(&mut self) {
-        if let Some(wait) = self.wait.take() {
-            if wait.registered {
-                lock(&self.shared.published.waiters).remove(&self.id);
-            }
-        }
+        self.wait = None;
+        lock(&self.shared.published.waiters).remove(&self.id);
     }
 }
 
@@ -126,7 +124,9 @@ impl<P: Pick, S> Clone for Balance<P, S> {
 
 impl<P: Pick, S> Drop for Balance<P, S> {
     fn drop(&mut self) {
-        self.unregister();
+        if self.wait.is_some() {
+            self.unregister();
+        }
     }
 }
 
@@ -164,11 +164,11 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let snapshot = self.cache.load();
-        let decay = self.picker.rtt_decay();
-        let now = decay.map(|_| Instant::now());
-        let loads = match now {
+        // The one clock read at request start, only for pickers that time requests.
+        let timing = self.picker.rtt_decay().map(|decay| (decay, Instant::now()));
+        let loads = match timing {
             None => Loads::new(&snapshot.loads),
-            Some(now) => Loads::with_now(&snapshot.loads, now),
+            Some((_, now)) => Loads::with_now(&snapshot.loads, now),
         };
         let picked = self
             .picker
@@ -182,9 +182,9 @@ where
                 );
                 ResponseFuture {
                     state: State::Call {
-                        guard: Some(match (now, decay) {
-                            (Some(now), Some(decay)) => load.start_timed(now, decay),
-                            _ => load.start(),
+                        guard: Some(match timing {
+                            Some((decay, now)) => load.start_timed(now, decay),
+                            None => load.start(),
                         }),
                         fut: Oneshot::new(client.clone(), req),
                     },
@@ -213,7 +213,6 @@ impl<P: Pick, S> Balance<P, S> {
         // Re-check after registering: the driver may have published between the two loads.
         if !self.cache.load().is_empty() {
             self.unregister();
-            lock(&self.shared.published.waiters).remove(&self.id);
             return Poll::Ready(Ok(()));
         }
         let wait = match &mut self.wait {
@@ -221,10 +220,8 @@ impl<P: Pick, S> Balance<P, S> {
             _ => self.wait.insert(Wait {
                 deadline,
                 sleep: Box::pin(tokio::time::sleep_until(deadline)),
-                registered: true,
             }),
         };
-        wait.registered = true;
         if wait.sleep.as_mut().poll(cx).is_ready() {
             self.unregister();
             return Poll::Ready(Err(NoEndpoints::new(timeout).into()));
