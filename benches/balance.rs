@@ -12,10 +12,13 @@
 //!   real ones (each request clones the client).
 //! - `shared`: 4 tasks on a 2-worker runtime sending requests through one balancer (a clone of
 //!   ours per task, or tower's p2c behind one `Buffer`); wall time per request.
-//! - `update`: one remove + one insert at N = 10,000, fed through a channel on both sides (ours:
-//!   `discover::Watch`, timed until the new set is published; tower: the same `Watch` through
-//!   `discover::ToTower`, timed until `poll_ready` has applied it). `update_burst` is the cost
-//!   per change when 100 remove + insert pairs arrive at once.
+//! - `update`: one insert, or one remove, at N = 10,000, fed through a channel on both sides
+//!   (ours: `discover::Watch`, timed until the new set is published, with every new client made;
+//!   tower: the same `Watch` through `discover::ToTower`, timed until `poll_ready` has applied
+//!   it), for our round-robin (no table to rebuild) and Maglev (whose table is rebuilt whole).
+//! - `reset`: a whole new set of 10,000 endpoints at once.
+//! - `under_churn`: per-request cost at N = 10,000, idle and while one change a millisecond
+//!   streams in, on a 2-worker runtime.
 //!
 //! Run with `cargo bench --bench balance`; medians are in `target/criterion/*/*/new/estimates.json`.
 
@@ -33,6 +36,7 @@ use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criteri
 use tokio::runtime::Runtime;
 use tower::load::{CompleteOnResponse, PeakEwma as TowerPeakEwma, PendingRequests};
 use tower::{Service, ServiceExt};
+use tower_mesh::balance::hash::Maglev;
 use tower_mesh::balance::{
     Balance, LeastRequest, PeakEwma, Pick, PickRequest, Random, RoundRobin, Weighted,
     WeightedRandom,
@@ -344,19 +348,33 @@ impl Churn {
         }
     }
 
-    /// Removes the oldest endpoint and inserts a fresh one through `watch`.
-    fn step(&mut self, watch: &Watch) {
-        let gone = self.live.pop_front().expect("non-empty");
+    /// Inserts a fresh endpoint through `watch`.
+    fn insert(&mut self, watch: &Watch) {
         let new = addr(self.next);
         self.next += 1;
         self.live.push_back(new);
-        watch.remove(gone).expect("open");
         watch.insert(Endpoint::new(new)).expect("open");
+    }
+
+    /// Removes the oldest endpoint through `watch` (from anywhere in ours' slot order).
+    fn remove(&mut self, watch: &Watch) {
+        let gone = self.live.pop_front().expect("non-empty");
+        watch.remove(gone).expect("open");
+    }
+
+    /// A whole fresh set of `n` endpoints through `watch`.
+    fn reset(&mut self, watch: &Watch, n: usize) {
+        self.live = (self.next..self.next + n).map(addr).collect();
+        self.next += n;
+        watch
+            .reset(self.live.iter().map(|&a| Endpoint::new(a)))
+            .expect("open");
     }
 }
 
-/// Ours behind a `Watch`: a balancer, the handle, and the count of clients made so far.
-async fn ours_watched() -> (Balance<RoundRobin, Echo>, Watch, Arc<AtomicU64>) {
+/// Ours behind a `Watch` with `n` endpoints: a balancer, the handle, and the count of clients
+/// made so far.
+async fn ours_watched<P: Pick>(picker: P, n: usize) -> (Balance<P, Echo>, Watch, Arc<AtomicU64>) {
     let made = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&made);
     let make = tower::service_fn(move |_: Endpoint| {
@@ -367,32 +385,26 @@ async fn ours_watched() -> (Balance<RoundRobin, Echo>, Watch, Arc<AtomicU64>) {
         }
     });
     let (watch, updates) = Watch::new();
-    let balance = Balance::builder(RoundRobin::with_seed(1))
+    let balance = Balance::builder(picker)
         .build(updates, make)
         .expect("valid config");
-    watch.reset(endpoints(UPDATE_N, false)).expect("open");
-    wait_ready(&balance, UPDATE_N).await;
+    watch.reset(endpoints(n, false)).expect("open");
+    wait_ready(&balance, n).await;
     (balance, watch, made)
 }
 
-/// Applies `changes` remove + insert pairs to ours and waits until the set with every new client
-/// is published.
+/// Waits until ours has made `made_target` clients in all and publishes `n` ready endpoints.
 ///
-/// The driver publishes the set without the removed endpoints before it creates the new clients,
-/// and publishes again once they are made. So "every new client made and `ready_len() == N`"
-/// means the final set is out.
-async fn ours_update(
-    balance: &Balance<RoundRobin, Echo>,
-    watch: &Watch,
+/// The driver publishes the set without removed endpoints before it creates new clients, and
+/// publishes again once they are made, so "every client made and `ready_len() == n`" means the
+/// final set is out.
+async fn ours_settled<P: Pick>(
+    balance: &Balance<P, Echo>,
     made: &AtomicU64,
-    churn: &mut Churn,
-    changes: u64,
+    target: u64,
+    n: usize,
 ) {
-    let target = made.load(Ordering::Relaxed) + changes;
-    for _ in 0..changes {
-        churn.step(watch);
-    }
-    while made.load(Ordering::Relaxed) != target || balance.ready_len() != UPDATE_N {
+    while made.load(Ordering::Relaxed) != target || balance.ready_len() != n {
         tokio::task::yield_now().await;
     }
 }
@@ -407,22 +419,19 @@ fn tower_endpoint(_: Endpoint) -> TowerEndpoint {
 }
 
 /// tower's p2c fed through the same `Watch`, via `ToTower`.
-async fn tower_watched() -> (WatchedP2c, Watch) {
+async fn tower_watched(n: usize) -> (WatchedP2c, Watch) {
     let (watch, updates) = Watch::new();
     let discover = ToTower::new(updates, tower_endpoint as fn(Endpoint) -> TowerEndpoint);
     let mut balance = tower::balance::p2c::Balance::new(discover);
-    watch.reset(endpoints(UPDATE_N, false)).expect("open");
+    watch.reset(endpoints(n, false)).expect("open");
     balance.ready().await.expect("ready");
-    assert_eq!(balance.len(), UPDATE_N);
+    assert_eq!(balance.len(), n);
     (balance, watch)
 }
 
-/// Applies `changes` remove + insert pairs to tower's p2c: one `poll_ready` drains the channel,
-/// evicts, inserts and promotes the new services to ready.
-async fn tower_update(balance: &mut WatchedP2c, watch: &Watch, churn: &mut Churn, changes: u64) {
-    for _ in 0..changes {
-        churn.step(watch);
-    }
+/// One `poll_ready` of tower's p2c: drains the channel, evicts, inserts and promotes the new
+/// services to ready.
+async fn tower_apply(balance: &mut WatchedP2c) {
     // Unconstrained: tokio's cooperative budget would otherwise make the channel report
     // `Pending` after 128 receives within one `block_on` poll, and tower would silently skip
     // applying the updates.
@@ -431,40 +440,191 @@ async fn tower_update(balance: &mut WatchedP2c, watch: &Watch, churn: &mut Churn
         .expect("ready");
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Change {
+    Insert,
+    Remove,
+}
+
+/// Times `iters` single changes of kind `timed` to ours (each followed by the opposite change,
+/// untimed, so the set stays at `UPDATE_N`).
+fn time_ours_change<P: Pick>(
+    rt: &Runtime,
+    setup: &(Balance<P, Echo>, Watch, Arc<AtomicU64>),
+    churn: &mut Churn,
+    timed: Change,
+    iters: u64,
+) -> Duration {
+    let (balance, watch, made) = setup;
+    rt.block_on(async {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            for change in [Change::Insert, Change::Remove] {
+                let start = Instant::now();
+                let made_target =
+                    made.load(Ordering::Relaxed) + u64::from(change == Change::Insert);
+                let n = match change {
+                    Change::Insert => {
+                        churn.insert(watch);
+                        UPDATE_N + 1
+                    }
+                    Change::Remove => {
+                        churn.remove(watch);
+                        UPDATE_N
+                    }
+                };
+                ours_settled(balance, made, made_target, n).await;
+                if change == timed {
+                    total += start.elapsed();
+                }
+            }
+        }
+        total
+    })
+}
+
+/// The same for tower's p2c.
+fn time_tower_change(
+    rt: &Runtime,
+    balance: &mut WatchedP2c,
+    watch: &Watch,
+    churn: &mut Churn,
+    timed: Change,
+    iters: u64,
+) -> Duration {
+    rt.block_on(async {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            for change in [Change::Insert, Change::Remove] {
+                let start = Instant::now();
+                match change {
+                    Change::Insert => churn.insert(watch),
+                    Change::Remove => churn.remove(watch),
+                }
+                tower_apply(balance).await;
+                if change == timed {
+                    total += start.elapsed();
+                }
+            }
+        }
+        total
+    })
+}
+
+fn maglev() -> Maglev<fn(&u32) -> Option<u32>> {
+    Maglev::new(|req: &u32| Some(*req))
+}
+
 fn update(c: &mut Criterion) {
     let rt = current_thread();
     let mut group = c.benchmark_group("update");
-    for (name, changes) in [("one", 1u64), ("burst_100_per_change", 100)] {
-        let (balance, watch, made) = rt.block_on(ours_watched());
+    for (name, timed) in [("insert", Change::Insert), ("remove", Change::Remove)] {
+        let setup = rt.block_on(ours_watched(RoundRobin::with_seed(1), UPDATE_N));
         let mut churn = Churn::new(UPDATE_N);
-        group.bench_function(BenchmarkId::new("ours", name), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        ours_update(&balance, &watch, &made, &mut churn, changes).await;
-                    }
-                    start.elapsed().div_f64(changes as f64)
-                })
-            });
+        group.bench_function(BenchmarkId::new("round_robin", name), |b| {
+            b.iter_custom(|iters| time_ours_change(&rt, &setup, &mut churn, timed, iters));
         });
-        assert_eq!(rt.block_on(async { balance.ready_len() }), UPDATE_N);
-        drop((balance, watch));
+        drop(setup);
 
-        let (mut balance, watch) = rt.block_on(tower_watched());
+        let setup = rt.block_on(ours_watched(maglev(), UPDATE_N));
+        let mut churn = Churn::new(UPDATE_N);
+        group.bench_function(BenchmarkId::new("maglev", name), |b| {
+            b.iter_custom(|iters| time_ours_change(&rt, &setup, &mut churn, timed, iters));
+        });
+        drop(setup);
+
+        let (mut balance, watch) = rt.block_on(tower_watched(UPDATE_N));
         let mut churn = Churn::new(UPDATE_N);
         group.bench_function(BenchmarkId::new("tower_p2c", name), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        tower_update(&mut balance, &watch, &mut churn, changes).await;
-                    }
-                    start.elapsed().div_f64(changes as f64)
-                })
+                time_tower_change(&rt, &mut balance, &watch, &mut churn, timed, iters)
             });
         });
-        assert_eq!(balance.len(), UPDATE_N);
+        drop((balance, watch));
+    }
+    group.finish();
+
+    // A whole new set of 10,000 at once: every client made, the picker's table built.
+    let mut group = c.benchmark_group("reset");
+    group.sample_size(10);
+    let (balance, watch, made) = rt.block_on(ours_watched(RoundRobin::with_seed(1), UPDATE_N));
+    let mut churn = Churn::new(UPDATE_N);
+    group.bench_function(BenchmarkId::new("round_robin", UPDATE_N), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let target = made.load(Ordering::Relaxed) + UPDATE_N as u64;
+                    churn.reset(&watch, UPDATE_N);
+                    ours_settled(&balance, &made, target, UPDATE_N).await;
+                }
+                start.elapsed()
+            })
+        });
+    });
+    drop((balance, watch));
+    let (mut balance, watch) = rt.block_on(tower_watched(UPDATE_N));
+    let mut churn = Churn::new(UPDATE_N);
+    group.bench_function(BenchmarkId::new("tower_p2c", UPDATE_N), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    churn.reset(&watch, UPDATE_N);
+                    tower_apply(&mut balance).await;
+                }
+                assert_eq!(balance.len(), UPDATE_N);
+                start.elapsed()
+            })
+        });
+    });
+    drop((balance, watch));
+    group.finish();
+}
+
+/// Streams one change every millisecond (alternately an insert and a remove) through `watch`
+/// until dropped.
+fn stream_changes(rt: &Runtime, watch: Watch, n: usize) -> tokio::task::JoinHandle<()> {
+    rt.spawn(async move {
+        let mut churn = Churn::new(n);
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            churn.insert(&watch);
+            tick.tick().await;
+            churn.remove(&watch);
+        }
+    })
+}
+
+/// Per-request cost at N = 10,000 while changes stream in at 1,000/s, against the same with no
+/// changes, on a 2-worker runtime (requests on the bench thread; the driver, or tower's channel,
+/// and the change stream on the workers).
+fn churn(c: &mut Criterion) {
+    let rt = multi_thread();
+    let mut group = c.benchmark_group("under_churn");
+    for streaming in [false, true] {
+        let label = if streaming {
+            "churn_1000_per_s"
+        } else {
+            "idle"
+        };
+        let (mut balance, watch, _made) =
+            rt.block_on(ours_watched(RoundRobin::with_seed(1), UPDATE_N));
+        let stream = streaming.then(|| stream_changes(&rt, watch.clone(), UPDATE_N));
+        group.bench_function(BenchmarkId::new("round_robin", label), |b| {
+            b.iter_custom(|iters| time_requests(&rt, &mut balance, iters));
+        });
+        stream.inspect(|s| s.abort());
+        drop((balance, watch));
+
+        let (mut balance, watch) = rt.block_on(tower_watched(UPDATE_N));
+        let stream = streaming.then(|| stream_changes(&rt, watch.clone(), UPDATE_N));
+        group.bench_function(BenchmarkId::new("tower_p2c", label), |b| {
+            b.iter_custom(|iters| time_requests(&rt, &mut balance, iters));
+        });
+        stream.inspect(|s| s.abort());
         drop((balance, watch));
     }
     group.finish();
@@ -480,7 +640,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = per_request, shared, update
+    targets = per_request, shared, update, churn
 }
 criterion_main!(benches);
 

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tower::Service;
 
 use super::BalanceLayer;
+use super::chunked::Chunked;
 use super::driver::{Backoff, Driver, Published};
 use super::pick::Pick;
 use super::service::{Balance, Shared};
@@ -141,9 +142,9 @@ impl<P: Pick> Builder<P> {
         let published = Arc::new(Published {
             snapshot: Arc::new(ArcSwap::from_pointee(Snapshot {
                 table: self.picker.build(&[]),
-                clients: Vec::new(),
-                loads: Vec::new(),
-                endpoints: Vec::new(),
+                clients: Chunked::default(),
+                loads: Chunked::default(),
+                endpoints: Chunked::default(),
                 empty_since: Some(now),
             })),
             pending: Mutex::new(Vec::new()),

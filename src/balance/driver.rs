@@ -1,6 +1,6 @@
 //! The background task that turns discovery updates into published snapshots.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -16,6 +16,7 @@ use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
+use super::chunked::Staging;
 use super::pick::{EndpointView, Pick};
 use super::snapshot::Snapshot;
 use super::stats::EndpointState;
@@ -58,37 +59,48 @@ enum Done<S> {
     RetryDue,
 }
 
-enum State<S> {
+enum State {
     Queued,
     Connecting(AbortHandle),
     Backoff {
         abort: AbortHandle,
         last_error: String,
     },
-    Ready {
-        client: S,
-        load: Load,
-    },
+    /// Client made; published (in address order with the others that arrived since the last
+    /// publish) by the next publish. The client waits in `Driver::arrived`.
+    Arrived,
+    /// Published at this index of [`Ready`].
+    Ready(usize),
 }
 
-struct Entry<S> {
+struct Entry {
     endpoint: Arc<Endpoint>,
     generation: u64,
     failures: u32,
-    state: State<S>,
+    state: State,
 }
 
-impl<S> Entry<S> {
+impl Entry {
     fn abort(&self) {
         match &self.state {
             State::Connecting(abort) | State::Backoff { abort, .. } => abort.abort(),
-            State::Queued | State::Ready { .. } => {}
+            State::Queued | State::Arrived | State::Ready(_) => {}
         }
     }
 
-    fn is_ready(&self) -> bool {
-        matches!(self.state, State::Ready { .. })
+    fn ready_index(&self) -> Option<usize> {
+        match self.state {
+            State::Ready(index) => Some(index),
+            _ => None,
+        }
     }
+}
+
+/// The ready endpoints in slot order, as the driver edits them between publishes.
+struct Ready<S> {
+    clients: Staging<S>,
+    loads: Staging<Load>,
+    endpoints: Staging<Arc<Endpoint>>,
 }
 
 pub(crate) struct Driver<P: Pick, D, M, S> {
@@ -97,7 +109,11 @@ pub(crate) struct Driver<P: Pick, D, M, S> {
     discover_done: bool,
     make: M,
     published: Arc<Published<P::Table, S>>,
-    entries: BTreeMap<SocketAddr, Entry<S>>,
+    entries: BTreeMap<SocketAddr, Entry>,
+    ready: Ready<S>,
+    arrived: BTreeMap<SocketAddr, S>,
+    /// Addresses of the entries that are not ready, for `Balance::endpoints`.
+    not_ready: BTreeSet<SocketAddr>,
     tasks: JoinSet<Done<S>>,
     task_ids: HashMap<Id, (SocketAddr, u64)>,
     queued: Vec<SocketAddr>,
@@ -139,6 +155,13 @@ where
             make,
             published,
             entries: BTreeMap::new(),
+            ready: Ready {
+                clients: Staging::default(),
+                loads: Staging::default(),
+                endpoints: Staging::default(),
+            },
+            not_ready: BTreeSet::new(),
+            arrived: BTreeMap::new(),
             tasks: JoinSet::new(),
             task_ids: HashMap::new(),
             queued: Vec::new(),
@@ -231,18 +254,20 @@ where
                 // Metadata only: keep the client and its load counters.
                 tracing::debug!(endpoint = %addr, "endpoint metadata changed");
                 entry.endpoint = Arc::new(ep);
-                if entry.is_ready() {
-                    self.ready_changed = true;
-                } else {
-                    self.status_changed = true;
+                match entry.ready_index() {
+                    Some(index) => {
+                        self.ready
+                            .endpoints
+                            .replace(index, Arc::clone(&entry.endpoint));
+                        self.ready_changed = true;
+                    }
+                    None => self.status_changed = true,
                 }
                 return;
             }
             // A different expected identity needs a client built for it.
             entry.abort();
-            if entry.is_ready() {
-                self.ready_changed = true;
-            }
+            let was_ready = entry.ready_index();
             self.generation += 1;
             *entry = Entry {
                 endpoint: Arc::new(ep),
@@ -250,6 +275,11 @@ where
                 failures: 0,
                 state: State::Queued,
             };
+            if let Some(index) = was_ready {
+                self.unpublish(index);
+                self.not_ready.insert(addr);
+            }
+            self.arrived.remove(&addr);
         } else {
             tracing::debug!(endpoint = %addr, "endpoint discovered");
             self.generation += 1;
@@ -262,6 +292,7 @@ where
                     state: State::Queued,
                 },
             );
+            self.not_ready.insert(addr);
         }
         self.queued.push(addr);
         self.status_changed = true;
@@ -271,12 +302,43 @@ where
         if let Some(entry) = self.entries.remove(&addr) {
             tracing::debug!(endpoint = %addr, "endpoint removed");
             entry.abort();
-            if entry.is_ready() {
-                self.ready_changed = true;
-            } else {
-                self.status_changed = true;
+            match entry.ready_index() {
+                Some(index) => self.unpublish(index),
+                None => {
+                    self.arrived.remove(&addr);
+                    self.not_ready.remove(&addr);
+                    self.status_changed = true;
+                }
             }
         }
+    }
+
+    /// Adds a ready endpoint to the set being published.
+    fn publish_ready(&mut self, addr: SocketAddr, client: S) {
+        let Some(entry) = self.entries.get_mut(&addr) else {
+            return;
+        };
+        let index = self.ready.clients.push(client);
+        self.ready.loads.push(Load::new());
+        self.ready.endpoints.push(Arc::clone(&entry.endpoint));
+        entry.failures = 0;
+        entry.state = State::Ready(index);
+        self.not_ready.remove(&addr);
+        self.status_changed = true;
+    }
+
+    /// Takes the ready endpoint at `index` out of the set the next publish shows. The last
+    /// ready endpoint moves into its place.
+    fn unpublish(&mut self, index: usize) {
+        self.ready.clients.swap_remove(index);
+        self.ready.loads.swap_remove(index);
+        self.ready.endpoints.swap_remove(index);
+        if let Some(moved) = self.ready.endpoints.get(index) {
+            if let Some(entry) = self.entries.get_mut(&moved.addr()) {
+                entry.state = State::Ready(index);
+            }
+        }
+        self.ready_changed = true;
     }
 
     /// Starts client creation for queued endpoints.
@@ -323,14 +385,10 @@ where
             Ok(Done::Made(Ok(client))) => {
                 tracing::debug!(endpoint = %addr, "endpoint client ready");
                 if let Some(entry) = self.entries.get_mut(&addr) {
-                    entry.failures = 0;
-                    entry.state = State::Ready {
-                        client,
-                        load: Load::new(),
-                    };
+                    entry.state = State::Arrived;
+                    self.arrived.insert(addr, client);
+                    self.ready_changed = true;
                 }
-                self.ready_changed = true;
-                self.status_changed = true;
             }
             Ok(Done::Made(Err(e))) => self.failed(addr, generation, e.to_string()),
             Ok(Done::RetryDue) => {
@@ -371,19 +429,15 @@ where
 
     fn publish(&mut self) {
         self.ready_changed = false;
-        let mut endpoints = Vec::new();
-        let mut clients = Vec::new();
-        let mut loads = Vec::new();
-        for entry in self.entries.values() {
-            if let State::Ready { client, load } = &entry.state {
-                endpoints.push(Arc::clone(&entry.endpoint));
-                clients.push(client);
-                loads.push(load.clone());
-            }
+        for (addr, client) in std::mem::take(&mut self.arrived) {
+            self.publish_ready(addr, client);
         }
+        let endpoints = self.ready.endpoints.publish();
         let views: Vec<EndpointView<'_>> = endpoints.iter().map(|e| EndpointView::new(e)).collect();
         let table = self.picker.build(&views);
         drop(views);
+        let clients = self.ready.clients.publish();
+        let loads = self.ready.loads.publish();
         let was_empty = self.published.snapshot.load().is_empty();
         let empty_since = if clients.is_empty() {
             if !was_empty {
@@ -396,7 +450,7 @@ where
         let ready = clients.len();
         let snapshot = Snapshot {
             table,
-            clients: clients.into_iter().cloned().collect(),
+            clients,
             loads,
             endpoints,
             empty_since,
@@ -423,14 +477,17 @@ where
     fn publish_status(&mut self) {
         self.status_changed = false;
         let pending = self
-            .entries
-            .values()
-            .filter_map(|e| {
+            .not_ready
+            .iter()
+            .filter_map(|addr| {
+                let e = self.entries.get(addr)?;
                 let state = match &e.state {
-                    State::Ready { .. } => return None,
-                    State::Queued | State::Connecting(_) => EndpointState::Connecting {
-                        failures: e.failures,
-                    },
+                    State::Ready(_) => return None,
+                    State::Queued | State::Connecting(_) | State::Arrived => {
+                        EndpointState::Connecting {
+                            failures: e.failures,
+                        }
+                    }
                     State::Backoff { last_error, .. } => EndpointState::Backoff {
                         failures: e.failures,
                         last_error: last_error.clone(),

@@ -35,6 +35,7 @@
 
 mod builder;
 mod choices;
+mod chunked;
 mod driver;
 pub mod hash;
 mod layer;

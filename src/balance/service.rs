@@ -166,17 +166,14 @@ where
         let snapshot = self.cache.load();
         // The one clock read at request start, only for pickers that time requests.
         let timing = self.picker.rtt_decay().map(|decay| (decay, Instant::now()));
-        let loads = match timing {
-            None => Loads::new(&snapshot.loads),
-            Some((_, now)) => Loads::with_now(&snapshot.loads, now),
-        };
+        let loads = Loads::chunked(&snapshot.loads, timing.map(|(_, now)| now));
         let picked = self
             .picker
             .pick(&snapshot.table, &mut self.cursor, &loads, &req);
         match picked.and_then(|i| Some((i, snapshot.clients.get(i)?, snapshot.loads.get(i)?))) {
             Some((index, client, load)) => {
                 tracing::trace!(
-                    endpoint = %snapshot.endpoints[index],
+                    endpoint = ?snapshot.endpoints.get(index).map(|e| e.addr()),
                     in_flight = load.in_flight(),
                     "picked"
                 );

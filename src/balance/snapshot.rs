@@ -4,17 +4,19 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::chunked::Chunked;
 use super::stats::{EndpointState, EndpointStats};
 use crate::endpoint::Endpoint;
 use crate::load::Load;
 
-/// One published endpoint set. Parallel vectors indexed by the picker's indices, so a pick
-/// touches only the data it needs.
+/// One published endpoint set. Parallel sequences indexed by the picker's indices, so a pick
+/// touches only the data it needs; chunked, so the next set shares every chunk that did not
+/// change.
 pub(crate) struct Snapshot<T, S> {
     pub(crate) table: T,
-    pub(crate) clients: Vec<S>,
-    pub(crate) loads: Vec<Load>,
-    pub(crate) endpoints: Vec<Arc<Endpoint>>,
+    pub(crate) clients: Chunked<S>,
+    pub(crate) loads: Chunked<Load>,
+    pub(crate) endpoints: Chunked<Arc<Endpoint>>,
     /// When the set last became empty; `None` while it has endpoints.
     pub(crate) empty_since: Option<Instant>,
 }
@@ -25,10 +27,11 @@ impl<T, S> Snapshot<T, S> {
     }
 
     pub(crate) fn stats(&self, pending: &[(Arc<Endpoint>, EndpointState)]) -> Vec<EndpointStats> {
-        let ready =
-            self.endpoints.iter().zip(&self.loads).map(|(ep, load)| {
-                EndpointStats::new(Endpoint::clone(ep), EndpointState::Ready, load)
-            });
+        let ready = self
+            .endpoints
+            .iter()
+            .zip(self.loads.iter())
+            .map(|(ep, load)| EndpointStats::new(Endpoint::clone(ep), EndpointState::Ready, load));
         let pending = pending
             .iter()
             .map(|(ep, state)| EndpointStats::pending(Endpoint::clone(ep), state.clone()));
