@@ -59,7 +59,8 @@
 //! |---|---|
 //! | `http` | request-key extractors (`Header`, `Path`, `Cookie`, `QueryParam`) for hashing pickers |
 //! | `dns` | DNS discovery (reserved) |
-//! | `etcd` | etcd discovery and registration (reserved) |
+//! | `etcd` | etcd v3 discovery (`discover::etcd::Etcd`) and self-registration (`Registration`) |
+//! | `file` | file discovery (`discover::file::File`): a JSON or TOML endpoint list, reloaded on change |
 //! | `tls` | rustls mTLS with workload identity (reserved) |
 //! | `authz` | authentication and authorization policy (reserved) |
 //! | `full` | all of the above |
@@ -76,7 +77,13 @@ pub mod balance;
 pub mod discover;
 pub mod endpoint;
 pub mod error;
+#[cfg(any(feature = "tls", feature = "authz"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "tls", feature = "authz"))))]
+pub mod identity;
 pub mod load;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub mod tls;
 
 pub use crate::balance::hash::HashConfigError;
 pub use crate::error::{ConfigError, InvalidWeight, NoEndpoints, WatchClosed};

@@ -13,9 +13,10 @@ use crate::load::{Decay, Load, Rtt};
 /// two choices (Mitzenmacher) over that cost spreads load without herding every client onto the
 /// single fastest endpoint.
 ///
-/// Beyond tower's version, the estimate also reads requests still in flight: when their mean
-/// age exceeds the estimate, the age is used, so an endpoint that stalls is avoided before its
-/// first slow response arrives. The clock is read once per request, and once at completion.
+/// Beyond tower's version, the estimate also reads requests still in flight: when the endpoint
+/// has been busy without finishing anything for longer than the estimate (its
+/// [`stall`](Load::stall)), the stall is used, so an endpoint that stops answering is avoided
+/// before its first slow response arrives. The clock is read once per request, and once at completion.
 ///
 /// # Defaults
 ///
@@ -80,7 +81,7 @@ impl PeakEwma {
             .unwrap_or(self.default_rtt.as_nanos_f64());
         let in_flight = load.in_flight();
         let rtt = if in_flight > 0 {
-            rtt.max(load.pending_age(now))
+            rtt.max(load.stall(now))
         } else {
             rtt
         };

@@ -17,6 +17,9 @@
 //! - [`Watch`]: a cloneable handle application code pushes updates through; the paired
 //!   [`WatchUpdates`] stream ends when every handle is dropped.
 //! - [`FromTower`]: any [`tower::discover::Discover`] that yields [`Endpoint`]s.
+//! - `dns::Dns` (feature `dns`): the A/AAAA or SRV records of a DNS name, followed at their TTL.
+//! - `etcd::Etcd` (feature `etcd`): the keys under a prefix on an etcd v3 cluster, watched.
+//! - `file::File` (feature `file`): a JSON or TOML file listing endpoints, reloaded on change.
 //!
 //! And the other way, [`ToTower`] turns any of our sources into a `tower::discover::Discover`,
 //! so tower's own balancers can be fed by them.
@@ -34,6 +37,15 @@
 //! # drop(updates);
 //! ```
 
+#[cfg(feature = "dns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dns")))]
+pub mod dns;
+#[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+pub mod etcd;
+#[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub mod file;
 mod from_tower;
 mod static_list;
 mod to_tower;

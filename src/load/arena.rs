@@ -33,14 +33,17 @@ pub(super) struct Slot {
     pub(super) rtt: AtomicU64,
     /// When `rtt` was last updated, in nanoseconds since the owning `Load`'s epoch.
     pub(super) rtt_at: AtomicU64,
-    /// The sum of the start times of timed requests in flight, same unit.
-    pub(super) started_at: AtomicU64,
+    /// When a timed request last found the endpoint idle, same unit.
+    pub(super) busy_since: AtomicU64,
+    /// When a timed request last finished, same unit.
+    pub(super) done_at: AtomicU64,
 }
 
 impl Slot {
+    /// Counts a request in flight; returns how many were in flight before it.
     #[inline]
-    pub(super) fn start(&self) {
-        self.state.fetch_add(1, Relaxed);
+    pub(super) fn start(&self) -> u64 {
+        self.state.fetch_add(1, Relaxed) & IN_FLIGHT_MASK
     }
 
     #[inline]
@@ -74,7 +77,8 @@ impl Slot {
             &self.errors,
             &self.rtt,
             &self.rtt_at,
-            &self.started_at,
+            &self.busy_since,
+            &self.done_at,
         ] {
             counter.store(0, Relaxed);
         }

@@ -63,7 +63,7 @@ impl Load {
     /// Counts a request started and returns the guard that keeps it in flight until dropped.
     #[inline]
     pub fn start(&self) -> InFlight {
-        self.slot.start();
+        let _ = self.slot.start();
         InFlight {
             slot: self.slot,
             timer: None,
@@ -75,8 +75,9 @@ impl Load {
     #[inline]
     pub fn start_timed(&self, now: Instant, decay: Decay) -> InFlight {
         let at = nanos(self.epoch, now);
-        self.slot.started_at.fetch_add(at, Relaxed);
-        self.slot.start();
+        if self.slot.start() == 0 {
+            self.slot.busy_since.store(at, Relaxed);
+        }
         InFlight {
             slot: self.slot,
             timer: Some(Timer {
@@ -101,19 +102,22 @@ impl Load {
         Some(est * decay.keep(since as f64))
     }
 
-    /// The mean age at `now` of the requests in flight, in nanoseconds; 0 when none is.
+    /// How long, at `now`, the endpoint has had requests in flight without finishing any, in
+    /// nanoseconds: the time since a timed request last finished, or since one found the
+    /// endpoint idle, whichever is later; 0 when nothing is in flight.
     ///
-    /// Only requests started with [`Load::start_timed`] add to the sum of ages, but the sum is
-    /// divided by every request in flight, so it is exact when an endpoint's requests are all
-    /// timed or all untimed, as they are in a balancer (its picker decides for every request).
+    /// While the endpoint stays busy this is a lower bound on the age of its oldest request in
+    /// flight (exact when none has finished since it became busy), so it grows from the moment
+    /// an endpoint stops answering. It is kept by requests started with
+    /// [`Load::start_timed`]; a balancer times all of an endpoint's requests or none.
     #[inline]
-    pub fn pending_age(&self, now: Instant) -> f64 {
-        let n = self.in_flight();
-        if n == 0 {
+    pub fn stall(&self, now: Instant) -> f64 {
+        if self.in_flight() == 0 {
             return 0.0;
         }
-        let mean_start = self.slot.started_at.load(Relaxed) as f64 / n as f64;
-        (nanos(self.epoch, now) as f64 - mean_start).max(0.0)
+        let s = self.slot;
+        let progress = s.busy_since.load(Relaxed).max(s.done_at.load(Relaxed));
+        nanos(self.epoch, now).saturating_sub(progress) as f64
     }
 
     /// Records one RTT sample ending at `now`, as a completed request would.
@@ -204,7 +208,7 @@ impl Drop for InFlight {
             let now = nanos(timer.epoch, Instant::now());
             let sample = now.saturating_sub(timer.at) as f64;
             self.slot.record(sample, now, timer.decay, !timer.completed);
-            self.slot.started_at.fetch_sub(timer.at, Relaxed);
+            self.slot.done_at.store(now, Relaxed);
         }
         // The last touch of the slot: once every guard has finished, a released slot may be
         // reused for another endpoint.

@@ -34,9 +34,12 @@
 //!   (`estimate · e^(-Δt/decay)`), so an endpoint that gets no traffic is slowly tried again;
 //! - a request dropped before it completed (cancelled, timed out) is evidence the endpoint
 //!   was *at least* that slow: it can raise the estimate, never lower it;
-//! - requests still in flight are evidence too: when their mean age exceeds the estimate, the
-//!   mean age is used instead, so an endpoint that stops answering looks slow at once, not
-//!   only when its first slow response finally arrives.
+//! - requests still in flight are evidence too: while an endpoint has requests in flight, the
+//!   time since it last finished one (or since it became busy, if later) is a lower bound on
+//!   the age of its oldest request. When that *stall* exceeds the estimate, the stall is used
+//!   instead, so an endpoint that stops answering looks slow at once, not only when its first
+//!   slow response finally arrives. Keeping it costs one plain store per completion and one
+//!   when the endpoint goes from idle to busy, no read-modify-write.
 //!
 //! The estimate is kept in atomics (a compare-and-swap loop on completion, plain loads on a
 //! pick); nothing locks.

@@ -119,21 +119,31 @@ async fn timed_guards_sample_completions_fully_and_cancellations_as_lower_bounds
 }
 
 #[tokio::test(start_paused = true)]
-async fn pending_age_is_the_mean_age_of_requests_in_flight() {
+async fn stall_is_the_time_busy_without_progress() {
     let load = Load::new();
     let d = decay(10.0);
-    assert_eq!(load.pending_age(Instant::now()), 0.0);
+    assert_eq!(load.stall(Instant::now()), 0.0);
+    advance(Duration::from_millis(500)).await;
+    // Busy from here: the idle time before does not count.
     let a = load.start_timed(Instant::now(), d);
     advance(Duration::from_millis(100)).await;
-    assert_eq!(load.pending_age(Instant::now()), 100.0 * MS);
+    assert_eq!(load.stall(Instant::now()), 100.0 * MS);
     let b = load.start_timed(Instant::now(), d);
     advance(Duration::from_millis(10)).await;
-    // Ages 110 ms and 10 ms.
-    assert_eq!(load.pending_age(Instant::now()), 60.0 * MS);
+    // Still nothing finished since the endpoint became busy: the oldest request's age.
+    assert_eq!(load.stall(Instant::now()), 110.0 * MS);
     drop(a);
-    assert_eq!(load.pending_age(Instant::now()), 10.0 * MS);
+    // Progress: counted from the finish.
+    assert_eq!(load.stall(Instant::now()), 0.0);
+    advance(Duration::from_millis(30)).await;
+    assert_eq!(load.stall(Instant::now()), 30.0 * MS);
     drop(b);
-    assert_eq!(load.pending_age(Instant::now()), 0.0);
+    assert_eq!(load.stall(Instant::now()), 0.0);
+    advance(Duration::from_millis(50)).await;
+    let _c = load.start_timed(Instant::now(), d);
+    advance(Duration::from_millis(5)).await;
+    // Idle in between: busy again only since `c` started.
+    assert_eq!(load.stall(Instant::now()), 5.0 * MS);
 }
 
 mod props {
@@ -183,8 +193,8 @@ mod props {
                         let start = base + Duration::from_nanos(after_ns);
                         let g = load.start_timed(start, d);
                         now = start + Duration::from_nanos(held_ns);
-                        prop_assert!(load.pending_age(now).is_finite());
-                        prop_assert!(load.pending_age(now) >= 0.0);
+                        prop_assert!(load.stall(now).is_finite());
+                        prop_assert!(load.stall(now) >= 0.0);
                         drop(g);
                     }
                     Step::Read { after_ns } => now = base + Duration::from_nanos(after_ns),
