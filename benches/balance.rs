@@ -547,22 +547,8 @@ fn update(c: &mut Criterion) {
     // A whole new set of 10,000 at once: every client made, the picker's table built.
     let mut group = c.benchmark_group("reset");
     group.sample_size(10);
-    let (balance, watch, made) = rt.block_on(ours_watched(RoundRobin::with_seed(1), UPDATE_N));
-    let mut churn = Churn::new(UPDATE_N);
-    group.bench_function(BenchmarkId::new("round_robin", UPDATE_N), |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let target = made.load(Ordering::Relaxed) + UPDATE_N as u64;
-                    churn.reset(&watch, UPDATE_N);
-                    ours_settled(&balance, &made, target, UPDATE_N).await;
-                }
-                start.elapsed()
-            })
-        });
-    });
-    drop((balance, watch));
+    bench_ours_reset(&mut group, &rt, "round_robin", RoundRobin::with_seed(1));
+    bench_ours_reset(&mut group, &rt, "maglev", maglev());
     let (mut balance, watch) = rt.block_on(tower_watched(UPDATE_N));
     let mut churn = Churn::new(UPDATE_N);
     group.bench_function(BenchmarkId::new("tower_p2c", UPDATE_N), |b| {
@@ -580,6 +566,30 @@ fn update(c: &mut Criterion) {
     });
     drop((balance, watch));
     group.finish();
+}
+
+/// Times a whole fresh set of `UPDATE_N` endpoints through ours with `picker`.
+fn bench_ours_reset<P: Pick>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    picker: P,
+) {
+    let (balance, watch, made) = rt.block_on(ours_watched(picker, UPDATE_N));
+    let mut churn = Churn::new(UPDATE_N);
+    group.bench_function(BenchmarkId::new(name, UPDATE_N), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let target = made.load(Ordering::Relaxed) + UPDATE_N as u64;
+                    churn.reset(&watch, UPDATE_N);
+                    ours_settled(&balance, &made, target, UPDATE_N).await;
+                }
+                start.elapsed()
+            })
+        });
+    });
 }
 
 /// Streams one change every millisecond (alternately an insert and a remove) through `watch`
