@@ -1,0 +1,409 @@
+//! The queries: hickory-resolver glue turning a target into endpoints or a classified failure.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::{Name, ResolveError, TokioResolver};
+
+use super::builder::{IpStrategy, ResolverChoice};
+use super::error::{DnsError, LookupFailure};
+use super::srv::{self, SrvRecord};
+use super::target::DnsTarget;
+use crate::endpoint::Endpoint;
+
+/// A resolver and the target it looks up.
+pub(super) struct Lookups {
+    resolver: TokioResolver,
+    name: Name,
+    port: Option<u16>,
+    display: String,
+    strategy: IpStrategy,
+}
+
+/// The outcome of one successful exchange with the name servers.
+#[derive(Debug)]
+pub(super) enum Resolved {
+    /// Endpoints, and the smallest TTL of the records they came from.
+    Endpoints {
+        endpoints: Vec<Endpoint>,
+        ttl: Option<u32>,
+    },
+    /// The servers answered that there is nothing (NXDOMAIN, NODATA, no usable SRV target),
+    /// with the negative TTL when the answer carried one.
+    Nothing { ttl: Option<u32>, error: DnsError },
+}
+
+impl Lookups {
+    pub(super) fn new(
+        target: &DnsTarget,
+        choice: &ResolverChoice,
+        timeout: Option<Duration>,
+        strategy: IpStrategy,
+    ) -> Result<Self, DnsError> {
+        let name = Name::from_ascii(target.name()).map_err(|e| DnsError::InvalidTarget {
+            input: target.to_string(),
+            reason: e.to_string(),
+        })?;
+        let (config, mut opts) = match choice {
+            ResolverChoice::System => hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| DnsError::SystemConfig(Box::new(e)))?,
+            ResolverChoice::NameServers(addrs) => {
+                let mut config = ResolverConfig::from_parts(None, Vec::new(), Vec::new());
+                for &addr in addrs {
+                    config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
+                    config.add_name_server(NameServerConfig::new(addr, Protocol::Tcp));
+                }
+                let mut opts = ResolverOpts::default();
+                opts.use_hosts_file = ResolveHosts::Never;
+                (config, opts)
+            }
+        };
+        // This source is the cache: it keeps the last answer for its TTL (clamped). A resolver
+        // cache under it would hand back a stale answer when the upper bound is below the TTL.
+        opts.cache_size = 0;
+        if let Some(timeout) = timeout {
+            opts.timeout = timeout;
+        }
+        let resolver =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+                .with_options(opts)
+                .build();
+        Ok(Lookups {
+            resolver,
+            name,
+            port: target.port(),
+            display: target.name().to_owned(),
+            strategy,
+        })
+    }
+
+    /// Looks the target up once.
+    pub(super) async fn resolve(&self) -> Result<Resolved, DnsError> {
+        self.resolver.clear_cache();
+        match self.port {
+            Some(port) => self.host(port).await,
+            None => self.srv().await,
+        }
+    }
+
+    async fn host(&self, port: u16) -> Result<Resolved, DnsError> {
+        Ok(match self.addresses(&self.name, &self.display).await? {
+            Addrs::Found { ips, ttl } => Resolved::Endpoints {
+                endpoints: ips
+                    .into_iter()
+                    .map(|ip| Endpoint::new(SocketAddr::new(ip, port)))
+                    .collect(),
+                ttl: Some(ttl),
+            },
+            Addrs::Nothing(nothing) => nothing.into_resolved(&self.display),
+        })
+    }
+
+    async fn srv(&self) -> Result<Resolved, DnsError> {
+        let lookup = match self
+            .resolver
+            .lookup(self.name.clone(), RecordType::SRV)
+            .await
+        {
+            Ok(lookup) => lookup,
+            Err(e) => return Ok(classify(&self.display, e)?.into_resolved(&self.display)),
+        };
+        let mut records = Vec::new();
+        let mut srv_ttl: Option<u32> = None;
+        let mut additional: HashMap<Name, (Vec<IpAddr>, u32)> = HashMap::new();
+        for record in lookup.records() {
+            let ip = match record.data() {
+                RData::SRV(srv) => {
+                    srv_ttl = min_ttl(srv_ttl, record.ttl());
+                    // A target of "." means the service is decidedly not offered there
+                    // (RFC 2782).
+                    if !srv.target().is_root() {
+                        records.push(SrvRecord {
+                            priority: srv.priority(),
+                            weight: srv.weight(),
+                            port: srv.port(),
+                            target: srv.target().clone(),
+                        });
+                    }
+                    continue;
+                }
+                RData::A(a) => IpAddr::V4(a.0),
+                RData::AAAA(aaaa) => IpAddr::V6(aaaa.0),
+                _ => continue,
+            };
+            let entry = additional
+                .entry(record.name().clone())
+                .or_insert((Vec::new(), u32::MAX));
+            entry.0.push(ip);
+            entry.1 = entry.1.min(record.ttl());
+        }
+
+        for group in srv::priority_groups(records) {
+            let weights =
+                srv::endpoint_weights(&group.iter().map(|r| r.weight).collect::<Vec<_>>());
+            // Each target name is resolved once, however many records name it.
+            let mut names: Vec<Name> = group.iter().map(|r| r.target.clone()).collect();
+            names.sort();
+            names.dedup();
+            let additional = &additional;
+            let resolved: Vec<_> = futures_util::stream::iter(names)
+                .map(|name| async move {
+                    let addrs = self.target_addresses(&name, additional).await;
+                    (name, addrs)
+                })
+                .buffered(MAX_CONCURRENT_TARGET_LOOKUPS)
+                .collect()
+                .await;
+            let mut ttl = srv_ttl;
+            let mut addresses: HashMap<Name, Vec<IpAddr>> = HashMap::new();
+            for (name, addrs) in resolved {
+                // A target that cannot be resolved now fails the refresh: falling back to a
+                // lower priority because of a timeout would move traffic on a transient error.
+                if let Addrs::Found { ips, ttl: t } = addrs? {
+                    ttl = min_ttl(ttl, t);
+                    addresses.insert(name, ips);
+                }
+            }
+            let found = group.iter().zip(weights).filter_map(|(record, weight)| {
+                let ips = addresses.get(&record.target)?;
+                Some((weight, record.port, ips.clone()))
+            });
+            let endpoints = srv::merge(found);
+            if !endpoints.is_empty() {
+                return Ok(Resolved::Endpoints { endpoints, ttl });
+            }
+        }
+        Ok(Resolved::Nothing {
+            ttl: srv_ttl,
+            error: DnsError::Lookup {
+                name: self.display.clone(),
+                failure: LookupFailure::NoRecords,
+                source: None,
+            },
+        })
+    }
+
+    /// The addresses of one SRV target: from the answer's additional section when it has some
+    /// of the wanted family, else looked up.
+    async fn target_addresses(
+        &self,
+        target: &Name,
+        additional: &HashMap<Name, (Vec<IpAddr>, u32)>,
+    ) -> Result<Addrs, DnsError> {
+        if let Some((ips, ttl)) = additional.get(target) {
+            let ips = filter_family(ips, self.strategy);
+            if !ips.is_empty() {
+                return Ok(Addrs::Found { ips, ttl: *ttl });
+            }
+        }
+        self.addresses(target, &target.to_string()).await
+    }
+
+    /// The addresses of a name, per the IP strategy.
+    async fn addresses(&self, name: &Name, display: &str) -> Result<Addrs, DnsError> {
+        use RecordType::{A, AAAA};
+        match self.strategy {
+            IpStrategy::Ipv4Only => self.family(name, display, A).await,
+            IpStrategy::Ipv6Only => self.family(name, display, AAAA).await,
+            IpStrategy::Ipv4ThenIpv6 => self.first_found(name, display, A, AAAA).await,
+            IpStrategy::Ipv6ThenIpv4 => self.first_found(name, display, AAAA, A).await,
+            IpStrategy::Ipv4AndIpv6 => {
+                let (v4, v6) = futures_util::future::join(
+                    self.family(name, display, A),
+                    self.family(name, display, AAAA),
+                )
+                .await;
+                Ok(v4?.union(v6?))
+            }
+        }
+    }
+
+    async fn first_found(
+        &self,
+        name: &Name,
+        display: &str,
+        first: RecordType,
+        then: RecordType,
+    ) -> Result<Addrs, DnsError> {
+        match self.family(name, display, first).await? {
+            found @ Addrs::Found { .. } => Ok(found),
+            nothing => Ok(nothing.union(self.family(name, display, then).await?)),
+        }
+    }
+
+    /// The addresses of one record type.
+    async fn family(
+        &self,
+        name: &Name,
+        display: &str,
+        rtype: RecordType,
+    ) -> Result<Addrs, DnsError> {
+        match self.resolver.lookup(name.clone(), rtype).await {
+            Ok(lookup) => {
+                let mut ips = Vec::new();
+                let mut ttl = u32::MAX;
+                for record in lookup.records() {
+                    // CNAME records of the chain count for the TTL too.
+                    ttl = ttl.min(record.ttl());
+                    match record.data() {
+                        RData::A(a) => ips.push(IpAddr::V4(a.0)),
+                        RData::AAAA(aaaa) => ips.push(IpAddr::V6(aaaa.0)),
+                        _ => {}
+                    }
+                }
+                if ips.is_empty() {
+                    return Ok(Addrs::Nothing(Nothing {
+                        failure: LookupFailure::NoRecords,
+                        ttl: None,
+                        source: None,
+                    }));
+                }
+                ips.sort_unstable();
+                ips.dedup();
+                Ok(Addrs::Found { ips, ttl })
+            }
+            Err(e) => classify(display, e).map(Addrs::Nothing),
+        }
+    }
+}
+
+impl std::fmt::Debug for Lookups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookups")
+            .field("name", &self.display)
+            .field("port", &self.port)
+            .field("strategy", &self.strategy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The addresses of one name.
+#[derive(Debug)]
+enum Addrs {
+    Found { ips: Vec<IpAddr>, ttl: u32 },
+    Nothing(Nothing),
+}
+
+/// An answer saying there is nothing at a name.
+#[derive(Debug)]
+pub(super) struct Nothing {
+    pub(super) failure: LookupFailure,
+    pub(super) ttl: Option<u32>,
+    source: Option<ResolveError>,
+}
+
+impl Addrs {
+    /// The addresses of both lookups: found if either found any; "does not exist" only if
+    /// neither name exists.
+    fn union(self, other: Addrs) -> Addrs {
+        match (self, other) {
+            (Addrs::Found { mut ips, ttl }, Addrs::Found { ips: more, ttl: t }) => {
+                ips.extend(more);
+                ips.sort_unstable();
+                ips.dedup();
+                Addrs::Found {
+                    ips,
+                    ttl: ttl.min(t),
+                }
+            }
+            (found @ Addrs::Found { .. }, Addrs::Nothing(_))
+            | (Addrs::Nothing(_), found @ Addrs::Found { .. }) => found,
+            (Addrs::Nothing(a), Addrs::Nothing(b)) => Addrs::Nothing(Nothing {
+                failure: if a.failure == LookupFailure::NxDomain
+                    && b.failure == LookupFailure::NxDomain
+                {
+                    LookupFailure::NxDomain
+                } else {
+                    LookupFailure::NoRecords
+                },
+                ttl: match (a.ttl, b.ttl) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                },
+                source: a.source.or(b.source),
+            }),
+        }
+    }
+}
+
+impl Nothing {
+    fn into_resolved(self, name: &str) -> Resolved {
+        Resolved::Nothing {
+            ttl: self.ttl,
+            error: DnsError::Lookup {
+                name: name.to_owned(),
+                failure: self.failure,
+                source: self.source.map(|e| Box::new(e) as _),
+            },
+        }
+    }
+}
+
+/// Sorts a resolver error into an answer saying there is nothing (`Ok`), or a failure to get an
+/// answer (`Err`).
+pub(super) fn classify(name: &str, error: ResolveError) -> Result<Nothing, DnsError> {
+    let failure = match error.proto().map(|p| p.kind()) {
+        Some(ProtoErrorKind::NoRecordsFound {
+            response_code,
+            negative_ttl,
+            ..
+        }) => {
+            let failure = match *response_code {
+                ResponseCode::NXDomain => LookupFailure::NxDomain,
+                ResponseCode::NoError => LookupFailure::NoRecords,
+                _ => LookupFailure::ServerFailure,
+            };
+            if failure.is_empty_answer() {
+                return Ok(Nothing {
+                    failure,
+                    ttl: *negative_ttl,
+                    source: Some(error),
+                });
+            }
+            failure
+        }
+        Some(ProtoErrorKind::Timeout) => LookupFailure::Timeout,
+        Some(ProtoErrorKind::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut => {
+            LookupFailure::Timeout
+        }
+        _ => LookupFailure::Other,
+    };
+    Err(DnsError::Lookup {
+        name: name.to_owned(),
+        failure,
+        source: Some(Box::new(error)),
+    })
+}
+
+/// The addresses of the wanted family among `ips`.
+fn filter_family(ips: &[IpAddr], strategy: IpStrategy) -> Vec<IpAddr> {
+    let v4: Vec<IpAddr> = ips.iter().copied().filter(IpAddr::is_ipv4).collect();
+    let v6: Vec<IpAddr> = ips.iter().copied().filter(IpAddr::is_ipv6).collect();
+    let mut out = match strategy {
+        IpStrategy::Ipv4Only => v4,
+        IpStrategy::Ipv6Only => v6,
+        IpStrategy::Ipv4ThenIpv6 if !v4.is_empty() => v4,
+        IpStrategy::Ipv4ThenIpv6 => v6,
+        IpStrategy::Ipv6ThenIpv4 if !v6.is_empty() => v6,
+        IpStrategy::Ipv6ThenIpv4 => v4,
+        IpStrategy::Ipv4AndIpv6 => ips.to_vec(),
+    };
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn min_ttl(a: Option<u32>, b: u32) -> Option<u32> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+/// How many SRV targets are looked up at once.
+const MAX_CONCURRENT_TARGET_LOOKUPS: usize = 16;

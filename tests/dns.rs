@@ -1,0 +1,498 @@
+//! DNS discovery against a real DNS server: dnsmasq, spawned on a loopback port, serving A
+//! records from a hosts file (reloaded on SIGHUP) and SRV records from its command line
+//! (changed by a restart on the same port).
+//!
+//! Each test skips with a loud message when `/usr/sbin/dnsmasq` is missing (CI installs
+//! Debian's `dnsmasq`). Every server and temporary directory is removed by a drop guard, so
+//! also when a test fails.
+
+#![cfg(feature = "dns")]
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::fs;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tower::service_fn;
+use tower_mesh::balance::{Balance, RoundRobin};
+use tower_mesh::discover::Update;
+use tower_mesh::discover::dns::{
+    Dns, DnsBuilder, DnsError, DnsTarget, LookupFailure, NxDomainPolicy,
+};
+use tower_mesh::endpoint::Endpoint;
+
+const DNSMASQ: &str = "/usr/sbin/dnsmasq";
+/// How long any expected change may take on a loaded machine.
+const DEADLINE: Duration = Duration::from_secs(20);
+/// The TTL clamp used in these tests: every answer is looked up again within a second.
+const TTL_MAX: Duration = Duration::from_secs(1);
+
+// --- tests ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_balancer_follows_host_records_through_reload_outage_and_restart() {
+    let Some(mut server) = Dnsmasq::start(&["10.0.0.1 api.internal", "10.0.0.2 api.internal"], &[])
+    else {
+        return;
+    };
+    let dns = fast(Dns::host("api.internal", 8080), server.addr)
+        .build()
+        .expect("valid configuration");
+    let make = service_fn(|ep: Endpoint| async move {
+        let addr = ep.addr();
+        Ok::<_, Infallible>(service_fn(
+            move |()| async move { Ok::<_, Infallible>(addr) },
+        ))
+    });
+    let balance = Balance::builder(RoundRobin::new())
+        .build(dns, make)
+        .expect("valid configuration");
+    let balance_set = || -> BTreeSet<SocketAddr> {
+        balance
+            .endpoints()
+            .iter()
+            .map(|s| s.endpoint().addr())
+            .collect()
+    };
+
+    // The initial set.
+    wait_for("the initial set", || {
+        balance_set() == addrs(&["10.0.0.1:8080", "10.0.0.2:8080"])
+    })
+    .await;
+
+    // A record changes: rewrite the hosts file and send SIGHUP.
+    server.set_hosts(&["10.0.0.2 api.internal", "10.0.0.3 api.internal"]);
+    server.reload();
+    wait_for("the reloaded set", || {
+        balance_set() == addrs(&["10.0.0.2:8080", "10.0.0.3:8080"])
+    })
+    .await;
+
+    // The server dies: the set is kept through several failed lookups.
+    server.stop();
+    tokio::time::sleep(3 * TTL_MAX).await;
+    assert_eq!(
+        balance_set(),
+        addrs(&["10.0.0.2:8080", "10.0.0.3:8080"]),
+        "the last good set is kept while the server is down"
+    );
+
+    // It comes back with a changed record: updates resume.
+    server.set_hosts(&["10.0.0.4 api.internal"]);
+    server.restart(&[]);
+    wait_for("the set after the restart", || {
+        balance_set() == addrs(&["10.0.0.4:8080"])
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_reports_failures_emits_only_changes_and_resumes() {
+    let Some(mut server) = Dnsmasq::start(&["10.0.1.1 web.internal"], &[]) else {
+        return;
+    };
+    let mut dns = fast(Dns::host("web.internal", 80), server.addr)
+        .build()
+        .unwrap();
+
+    assert_eq!(next_reset(&mut dns).await, eps(&[("10.0.1.1:80", 1)]));
+
+    // The same answer, looked up again several times, is not re-emitted.
+    let quiet = tokio::time::timeout(3 * TTL_MAX, dns.next()).await;
+    assert!(quiet.is_err(), "no churn on an unchanged answer: {quiet:?}");
+
+    // Server down: each failed lookup is an Err item.
+    server.stop();
+    let err = next_error(&mut dns).await;
+    assert_eq!(
+        err.lookup_failure().map(LookupFailure::is_empty_answer),
+        Some(false),
+        "a failure to answer, not an empty answer: {err:?}"
+    );
+    let DnsError::Lookup { name, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(name, "web.internal");
+
+    // Back with the same set: nothing to emit, only (perhaps) a few more errors from before.
+    server.restart(&[]);
+    let until = Instant::now() + 3 * TTL_MAX;
+    while let Ok(Some(item)) = tokio::time::timeout_at(until.into(), dns.next()).await {
+        assert!(
+            item.is_err(),
+            "the unchanged set is not re-emitted: {item:?}"
+        );
+    }
+
+    // Then a change is emitted.
+    server.set_hosts(&["10.0.1.1 web.internal", "10.0.1.2 web.internal"]);
+    server.reload();
+    assert_eq!(
+        next_reset(&mut dns).await,
+        eps(&[("10.0.1.1:80", 1), ("10.0.1.2:80", 1)])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srv_uses_the_lowest_priority_group_with_rfc_2782_weights() {
+    let hosts = [
+        "10.0.2.1 a.internal",
+        "10.0.2.2 b.internal",
+        "10.0.2.3 c.internal",
+        "10.0.2.4 d.internal",
+    ];
+    // name,target,port,priority,weight
+    let srv = [
+        "_http._tcp.api.internal,a.internal,8001,10,5",
+        "_http._tcp.api.internal,b.internal,8002,10,0",
+        "_http._tcp.api.internal,c.internal,8003,20,7",
+        "_http._tcp.api.internal,nowhere.internal,8004,5,1", // no address: skipped
+    ];
+    let Some(mut server) = Dnsmasq::start(&hosts, &srv) else {
+        return;
+    };
+    let target: DnsTarget = "_http._tcp.api.internal".parse().unwrap();
+    let mut dns = fast(Dns::builder(target), server.addr).build().unwrap();
+
+    // Priority 10 wins (priority 5 has no address); weight 5 -> 500 and weight 0 -> 1.
+    assert_eq!(
+        next_reset(&mut dns).await,
+        eps(&[("10.0.2.1:8001", 500), ("10.0.2.2:8002", 1)])
+    );
+
+    // A target's address changes through the hosts file alone.
+    let mut moved = hosts;
+    moved[0] = "10.0.2.9 a.internal";
+    server.set_hosts(&moved);
+    server.reload();
+    assert_eq!(
+        next_reset(&mut dns).await,
+        eps(&[("10.0.2.2:8002", 1), ("10.0.2.9:8001", 500)])
+    );
+
+    // SRV records change (a restart: dnsmasq reloads no SRV record on SIGHUP): the priority-10
+    // group is gone, so the backup group is used; an all-zero group gets equal weights.
+    server.restart(&[
+        "_http._tcp.api.internal,c.internal,8003,20,0",
+        "_http._tcp.api.internal,d.internal,8004,20,0",
+        "_http._tcp.api.internal,d.internal,8005,20,0",
+    ]);
+    assert_eq!(
+        next_reset(&mut dns).await,
+        eps(&[
+            ("10.0.2.3:8003", 1),
+            ("10.0.2.4:8004", 1),
+            ("10.0.2.4:8005", 1)
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nxdomain_keeps_the_last_set_by_default_and_clears_it_when_asked() {
+    let Some(server) = Dnsmasq::start(&["10.0.3.1 keep.internal", "10.0.3.2 clear.internal"], &[])
+    else {
+        return;
+    };
+    let mut keep = fast(Dns::host("keep.internal", 80), server.addr)
+        .build()
+        .unwrap();
+    let mut clear = fast(Dns::host("clear.internal", 80), server.addr)
+        .nx_domain(NxDomainPolicy::Clear)
+        .build()
+        .unwrap();
+    let mut missing = fast(Dns::host("missing.internal", 80), server.addr)
+        .build()
+        .unwrap();
+
+    assert_eq!(next_reset(&mut keep).await, eps(&[("10.0.3.1:80", 1)]));
+    assert_eq!(next_reset(&mut clear).await, eps(&[("10.0.3.2:80", 1)]));
+    let err = next_error(&mut missing).await;
+    assert_eq!(
+        err.lookup_failure(),
+        Some(LookupFailure::NxDomain),
+        "{err:?}"
+    );
+
+    // Both names vanish.
+    server.set_hosts(&["10.0.3.9 other.internal"]);
+    server.reload();
+    assert_eq!(
+        next_reset(&mut clear).await,
+        Vec::new(),
+        "Clear empties the set"
+    );
+    let err = next_error(&mut keep).await;
+    assert_eq!(
+        err.lookup_failure(),
+        Some(LookupFailure::NxDomain),
+        "KeepLast reports the answer and keeps the set: {err:?}"
+    );
+
+    // The names come back.
+    server.set_hosts(&["10.0.3.1 keep.internal", "10.0.3.3 clear.internal"]);
+    server.reload();
+    assert_eq!(next_reset(&mut clear).await, eps(&[("10.0.3.3:80", 1)]));
+    // `keep` never lost its set, and the answer is the same set: it emits nothing new.
+    let until = Instant::now() + 3 * TTL_MAX;
+    while let Ok(Some(item)) = tokio::time::timeout_at(until.into(), keep.next()).await {
+        assert!(item.is_err(), "the kept set is not re-emitted: {item:?}");
+    }
+}
+
+// --- helpers ---
+
+/// A builder set for tests: this server, quick refreshes, quick retries.
+fn fast(builder: DnsBuilder, server: SocketAddr) -> DnsBuilder {
+    builder
+        .name_servers([server])
+        .ttl_bounds(Duration::from_millis(100), TTL_MAX)
+        .backoff(Duration::from_millis(100), Duration::from_millis(500))
+        .query_timeout(Duration::from_millis(500))
+        .seed(7)
+}
+
+fn addrs(list: &[&str]) -> BTreeSet<SocketAddr> {
+    list.iter().map(|a| a.parse().unwrap()).collect()
+}
+
+fn eps(list: &[(&str, u32)]) -> Vec<Endpoint> {
+    list.iter()
+        .map(|(a, w)| {
+            Endpoint::new(a.parse().unwrap())
+                .with_weight(tower_mesh::endpoint::Weight::new(*w).unwrap())
+        })
+        .collect()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The next reset, skipping errors (a reload can race a lookup).
+async fn next_reset(dns: &mut Dns) -> Vec<Endpoint> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(deadline.into(), dns.next()).await {
+            Ok(Some(Ok(Update::Reset(set)))) => return set,
+            Ok(Some(Ok(other))) => panic!("dns emits only resets, got {other:?}"),
+            Ok(Some(Err(e))) => eprintln!("(lookup error while waiting for a set: {e})"),
+            Ok(None) => panic!("the dns stream ended"),
+            Err(_) => panic!("timed out waiting for a set"),
+        }
+    }
+}
+
+/// The next error; a set emitted meanwhile fails the test.
+async fn next_error(dns: &mut Dns) -> DnsError {
+    match tokio::time::timeout(DEADLINE, dns.next()).await {
+        Ok(Some(Err(e))) => e,
+        other => panic!("expected a lookup error, got {other:?}"),
+    }
+}
+
+/// A dnsmasq serving a hosts file and SRV records on a loopback port, killed on drop.
+struct Dnsmasq {
+    addr: SocketAddr,
+    dir: TempDir,
+    srv: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Dnsmasq {
+    /// Starts a server, or returns `None` (after saying so loudly) when dnsmasq is missing.
+    fn start(hosts: &[&str], srv: &[&str]) -> Option<Dnsmasq> {
+        if !Path::new(DNSMASQ).exists() {
+            eprintln!(
+                "SKIPPED: {DNSMASQ} is not installed (apt-get install dnsmasq); \
+                 DNS discovery was NOT tested against a real server"
+            );
+            return None;
+        }
+        for attempt in 1.. {
+            let mut server = Dnsmasq {
+                addr: free_port(),
+                dir: TempDir::new(),
+                srv: srv.iter().map(|s| s.to_string()).collect(),
+                child: None,
+            };
+            server.set_hosts(hosts);
+            match server.spawn() {
+                Ok(()) => return Some(server),
+                // Another process took the port between our probe and dnsmasq's bind.
+                Err(log) if attempt < 5 => eprintln!("dnsmasq did not start, retrying: {log}"),
+                Err(log) => panic!("dnsmasq did not start: {log}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn hosts_path(&self) -> PathBuf {
+        self.dir.0.join("hosts")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.0.join("dnsmasq.log")
+    }
+
+    /// Replaces the hosts file atomically (written aside, then renamed).
+    fn set_hosts(&self, lines: &[&str]) {
+        let tmp = self.dir.0.join("hosts.tmp");
+        fs::write(&tmp, lines.join("\n") + "\n").unwrap();
+        fs::rename(&tmp, self.hosts_path()).unwrap();
+    }
+
+    /// SIGHUP: dnsmasq re-reads its --addn-hosts files.
+    fn reload(&self) {
+        let child = self.child.as_ref().expect("server running");
+        let status = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP failed");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server and starts it again on the same port with these SRV records (and the
+    /// current hosts file).
+    fn restart(&mut self, srv: &[&str]) {
+        self.stop();
+        self.srv = srv.iter().map(|s| s.to_string()).collect();
+        let deadline = Instant::now() + DEADLINE;
+        // The port may linger a moment after the old process is gone.
+        while let Err(log) = self.spawn() {
+            assert!(Instant::now() < deadline, "dnsmasq did not restart: {log}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Spawns dnsmasq and waits until it answers a query; on failure returns its log.
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = fs::File::create(self.log_path()).unwrap();
+        let mut cmd = Command::new(DNSMASQ);
+        cmd.arg("--keep-in-foreground")
+            .arg("--conf-file=/dev/null")
+            .arg(format!("--port={}", self.addr.port()))
+            .arg("--listen-address=127.0.0.1")
+            .arg("--bind-interfaces")
+            .arg("--no-resolv")
+            .arg("--no-hosts")
+            .arg("--no-negcache")
+            .arg(format!("--addn-hosts={}", self.hosts_path().display()))
+            .arg("--local=/internal/")
+            .arg("--local-ttl=1")
+            .arg("--pid-file=")
+            .arg("--log-facility=-")
+            .arg("--log-queries");
+        for srv in &self.srv {
+            cmd.arg(format!("--srv-host={srv}"));
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot run {DNSMASQ}: {e}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(format!("exited with {status}: {}", self.log()));
+            }
+            if answers(self.addr) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.stop();
+                return Err(format!("no answer within {DEADLINE:?}: {}", self.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() || std::env::var_os("DNSMASQ_LOG").is_some() {
+            eprintln!("--- dnsmasq log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Whether a DNS server answers at `addr`: one hand-made query (RFC 1035 §4.1) for the A
+/// record of `probe.internal`, any reply counts.
+fn answers(addr: SocketAddr) -> bool {
+    let Ok(socket) = UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in ["probe", "internal"] {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    if socket.send_to(&query, addr).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    matches!(socket.recv_from(&mut buf), Ok((n, _)) if n >= 12 && buf[..2] == [0x12, 0x34])
+}
+
+/// A loopback port free for both UDP and TCP right now.
+fn free_port() -> SocketAddr {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "tower-mesh-dns-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
