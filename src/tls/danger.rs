@@ -1,0 +1,42 @@
+//! Risky settings, kept apart so that review sees them (as rustls's `dangerous()`).
+//!
+//! Each loosens an X.509-SVID rule that the default configuration enforces. Use them only to
+//! interoperate with an issuer that cannot be fixed, and log what it lets through: each
+//! accepted certificate that would have been refused is logged at `warn`.
+
+use super::config::TlsConfigBuilder;
+
+/// Loosening switches for a [`TlsConfigBuilder`]; obtained from
+/// [`TlsConfigBuilder::dangerous`].
+#[derive(Debug)]
+pub struct DangerousConfigBuilder {
+    builder: TlsConfigBuilder,
+}
+
+impl TlsConfigBuilder {
+    /// Opens the risky settings.
+    pub fn dangerous(self) -> DangerousConfigBuilder {
+        DangerousConfigBuilder { builder: self }
+    }
+}
+
+impl DangerousConfigBuilder {
+    /// Accepts SPIFFE leaves without a key usage extension (X.509-SVID §4.3 says issuers MUST
+    /// set one). `keyCertSign` and `cRLSign` are still refused when the extension is present.
+    pub fn allow_leaf_without_key_usage(mut self) -> Self {
+        self.builder.rules.require_key_usage = false;
+        self
+    }
+
+    /// Accepts SPIFFE leaves without an extended key usage extension (webpki's own default:
+    /// EKU is checked only when present).
+    pub fn allow_leaf_without_extended_key_usage(mut self) -> Self {
+        self.builder.rules.require_extended_key_usage = false;
+        self
+    }
+
+    /// Back to the ordinary builder.
+    pub fn done(self) -> TlsConfigBuilder {
+        self.builder
+    }
+}
