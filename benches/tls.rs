@@ -166,6 +166,19 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) {
     s.read_exact(&mut b).await.unwrap();
 }
 
+/// `iters` bulk transfers on one connection, timed inside one `block_on`.
+async fn bulk_n<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    data: &[u8],
+    iters: u64,
+) -> Duration {
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        bulk(s, data).await;
+    }
+    start.elapsed()
+}
+
 async fn bulk<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, data: &[u8]) {
     for chunk in data.chunks(CHUNK) {
         s.write_all(chunk).await.unwrap();
@@ -235,7 +248,7 @@ fn benches(c: &mut Criterion) {
         s
     });
     group.bench_function("tower_mesh", |b| {
-        b.iter(|| rt.block_on(bulk(&mut ours, &data)));
+        b.iter_custom(|iters| rt.block_on(bulk_n(&mut ours, &data, iters)));
     });
     let mut theirs = rt.block_on(async {
         let tcp = tcp(Endpoint::new(base_addr)).await.unwrap();
@@ -244,7 +257,7 @@ fn benches(c: &mut Criterion) {
         s
     });
     group.bench_function("tokio_rustls", |b| {
-        b.iter(|| rt.block_on(bulk(&mut theirs, &data)));
+        b.iter_custom(|iters| rt.block_on(bulk_n(&mut theirs, &data, iters)));
     });
     group.finish();
 }

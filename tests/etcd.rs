@@ -1,6 +1,7 @@
 //! `discover::etcd` against a real etcd (3.4+), spawned per test with a temporary data dir on
-//! loopback ports. Skips, loudly, when no `etcd` binary is installed (`ETCD_BIN` overrides the
-//! path; CI installs Debian's `etcd-server`).
+//! loopback ports. The binary is `ETCD_BIN` if set, else `etcd` on `PATH`, else `/usr/bin/etcd`
+//! or `/usr/local/bin/etcd`. Without one, each test skips with a loud message, or fails when
+//! `TOWER_MESH_REQUIRE_SERVERS` is set (as CI does, after installing Debian's `etcd-server`).
 #![cfg(feature = "etcd")]
 
 use std::collections::BTreeMap;
@@ -8,9 +9,9 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -25,6 +26,8 @@ use tower_mesh::discover::etcd::{Cluster, Etcd, EtcdError, Registration, decode_
 use tower_mesh::endpoint::{Endpoint, Weight};
 
 const DEADLINE: Duration = Duration::from_secs(20);
+/// Room for a loaded machine in a timing bound.
+const SLACK: Duration = Duration::from_secs(2);
 const PREFIX: &str = "services/api";
 
 // ---------------------------------------------------------------------------------------------
@@ -225,7 +228,14 @@ async fn a_restart_mid_watch_converges_with_no_lost_update() {
         4,
         "the last good set is kept while etcd is down"
     );
+    let errors_at_kill = mirror.get().errors.len();
     proxy.set_up(false);
+    // While nothing answers, the source keeps retrying and says so.
+    mirror
+        .wait("more errors while etcd is down", |m| {
+            m.errors.len() > errors_at_kill
+        })
+        .await;
     etcd.restart();
 
     // Changes the watcher cannot see as they happen.
@@ -242,7 +252,6 @@ async fn a_restart_mid_watch_converges_with_no_lost_update() {
         "the registration survived the restart"
     );
     assert_eq!(expected[&addr(2)].weight(), w(5));
-    let errors_before = mirror.get().errors.len();
     proxy.set_up(true);
 
     mirror
@@ -254,7 +263,16 @@ async fn a_restart_mid_watch_converges_with_no_lost_update() {
         "resumed from the last revision, not re-listed: {:?}",
         m.errors
     );
-    assert!(m.errors.len() >= errors_before);
+    // Every error reported was the connection failing, named by the URL used; none was about
+    // what etcd sent.
+    let url = proxy.url();
+    for e in &m.errors {
+        assert!(
+            is_connection_error(e, &url),
+            "not a connection error: {e} (all: {:#?})",
+            m.errors
+        );
+    }
     // Each change arrived as its own update, in order, none skipped or repeated: the whole log. (Updates for
     // the registration are left out: had its lease been lost, re-registering would add one.)
     let log: Vec<_> = m
@@ -377,7 +395,167 @@ async fn while_etcd_is_down_the_last_good_set_keeps_serving_requests() {
         served,
         BTreeMap::from([(addr(1), 10), (addr(2), 10), (addr(3), 10)])
     );
-    assert!(errors.load(Ordering::SeqCst) >= 2);
+
+    // etcd comes back with a change: the balancer follows it again.
+    etcd.restart();
+    etcd.delete(&format!("{PREFIX}/1")).await;
+    poll_until("two ready endpoints after the restart", || {
+        balance.ready_len() == 2
+    })
+    .await;
+    let mut served = BTreeMap::new();
+    for _ in 0..10 {
+        let a = balance.ready().await.expect("ready").call(()).await;
+        *served.entry(a.expect("served")).or_insert(0) += 1;
+    }
+    assert_eq!(served, BTreeMap::from([(addr(2), 5), (addr(3), 5)]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_watch_is_detected_and_resumed_without_loss() {
+    let Some(etcd) = EtcdServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(etcd.client).await;
+    let request_timeout = Duration::from_secs(1);
+    let idle = Duration::from_millis(300);
+    let watched = Cluster::new([proxy.url()])
+        .unwrap()
+        .request_timeout(request_timeout)
+        .unwrap();
+    let source = Etcd::builder(watched, PREFIX)
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .watch_liveness(idle, Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let mirror = Mirror::spawn(source);
+    mirror
+        .wait("the initial empty listing", |m| m.resets == 1)
+        .await;
+    etcd.put(&format!("{PREFIX}/1"), &value(1, 1)).await;
+    mirror
+        .wait("the first endpoint", |m| m.set.len() == 1)
+        .await;
+    // Quiet and healthy: the liveness checks, one per idle time, all succeed against etcd.
+    tokio::time::sleep(5 * idle).await;
+    assert_eq!(mirror.get().errors, Vec::<String>::new());
+
+    // etcd vanishes without a FIN or RST: the open watch and every new connection hang.
+    proxy.blackhole();
+    let cut_at = Instant::now();
+    mirror
+        .wait("the dead watch detected", |m| !m.errors.is_empty())
+        .await;
+    let detected = cut_at.elapsed();
+    let m = mirror.get();
+    let expected = format!(
+        "watch stream from etcd at {} was quiet for {idle:?} and its liveness check failed: \
+         etcd at {} did not answer /v3/kv/range within {request_timeout:?}",
+        proxy.url(),
+        proxy.url()
+    );
+    assert_eq!(m.errors[0], expected);
+    assert!(
+        detected <= idle + request_timeout + SLACK,
+        "detected {detected:?} after the connection died"
+    );
+
+    // Changes the watcher cannot see as they happen; then the way to etcd is back.
+    etcd.delete(&format!("{PREFIX}/1")).await;
+    etcd.put(&format!("{PREFIX}/2"), &value(2, 1)).await;
+    let expected = etcd.endpoints().await;
+    proxy.set_up(true);
+    mirror
+        .wait("the store's exact content", |m| m.set == expected)
+        .await;
+    let m = mirror.get();
+    assert_eq!(
+        m.log,
+        [
+            Update::Reset(vec![]),
+            Update::Insert(ep(1)),
+            Update::Remove(addr(1)),
+            Update::Insert(ep(2)),
+        ],
+        "resumed after the last revision seen: nothing lost, nothing repeated"
+    );
+    let url = proxy.url();
+    for e in &m.errors {
+        assert!(is_connection_error(e, &url), "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_notifications_keep_a_quiet_watch_alive_and_a_silent_one_is_reopened() {
+    // etcd sends a quiet watch a progress notification every 200 ms (instead of 10 min).
+    let Some(etcd) =
+        EtcdServer::start_with(&["--experimental-watch-progress-notify-interval=200ms"])
+    else {
+        return;
+    };
+    let proxy = Proxy::start(etcd.client).await;
+    let max_silence = Duration::from_secs(2);
+    let source = Etcd::builder(Cluster::new([proxy.url()]).unwrap(), PREFIX)
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .watch_liveness(Duration::from_secs(1), max_silence)
+        .build()
+        .unwrap();
+    let mirror = Mirror::spawn(source);
+    mirror
+        .wait("the initial empty listing", |m| m.resets == 1)
+        .await;
+    etcd.put(&format!("{PREFIX}/1"), &value(1, 1)).await;
+    mirror
+        .wait("the first endpoint", |m| m.set.len() == 1)
+        .await;
+    #[cfg(target_os = "linux")]
+    assert_keepalive_on_connections_to(proxy.port);
+
+    // Quiet for twice the silence bound: only the progress notifications the watch asked for
+    // arrive, and they are enough.
+    tokio::time::sleep(2 * max_silence).await;
+    assert_eq!(mirror.get().errors, Vec::<String>::new());
+
+    // The watch connection stops delivering, while new connections (the liveness checks)
+    // still work: only the silence bound can tell.
+    proxy.freeze_open();
+    let frozen_at = Instant::now();
+    etcd.put(&format!("{PREFIX}/2"), &value(2, 1)).await;
+    mirror
+        .wait("the silent watch reopened", |m| !m.errors.is_empty())
+        .await;
+    let after = frozen_at.elapsed();
+    let m = mirror.get();
+    assert_eq!(
+        m.errors[0],
+        format!(
+            "watch stream from etcd at {} sent nothing for {max_silence:?}",
+            proxy.url()
+        )
+    );
+    // The silence is counted from the last notification, at most ~0.5 s before the freeze.
+    assert!(
+        after >= max_silence - Duration::from_millis(700) && after <= max_silence + SLACK,
+        "reopened {after:?} after the freeze"
+    );
+    mirror
+        .wait("the write made while frozen", |m| m.set.len() == 2)
+        .await;
+    let m = mirror.get();
+    assert_eq!(
+        m.log,
+        [
+            Update::Reset(vec![]),
+            Update::Insert(ep(1)),
+            Update::Insert(ep(2))
+        ]
+    );
+    assert_eq!(
+        m.errors.len(),
+        1,
+        "one reopening was enough: {:?}",
+        m.errors
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,29 +679,23 @@ struct EtcdServer {
     dir: PathBuf,
     client: u16,
     peer: u16,
+    /// Flags added to every start.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl EtcdServer {
     /// A running, healthy etcd; `None` (after a loud message) when no binary is installed.
     fn start() -> Option<EtcdServer> {
-        let bin = std::env::var_os("ETCD_BIN").map_or_else(
-            || {
-                ["/usr/bin/etcd", "/usr/local/bin/etcd"]
-                    .into_iter()
-                    .map(PathBuf::from)
-                    .find(|p| p.exists())
-                    .unwrap_or_else(|| PathBuf::from("etcd"))
-            },
-            PathBuf::from,
-        );
-        if Command::new(&bin).arg("--version").output().is_err() {
-            eprintln!(
-                "\n!!! SKIPPED: no etcd binary ({}); install Debian's etcd-server or set ETCD_BIN !!!\n",
-                bin.display()
-            );
-            return None;
-        }
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with these extra flags.
+    fn start_with(extra: &[&str]) -> Option<EtcdServer> {
+        let bin = match etcd_binary() {
+            Ok(bin) => bin,
+            Err(why) => return skip(&why),
+        };
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "tower-mesh-etcd-{}-{}",
@@ -537,6 +709,7 @@ impl EtcdServer {
             dir,
             client: free_port(),
             peer: free_port(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
         server.restart();
@@ -577,6 +750,7 @@ impl EtcdServer {
                 &peer,
             ])
             .args(["--initial-cluster", &format!("default={peer}")])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -686,6 +860,98 @@ impl Drop for EtcdServer {
     }
 }
 
+/// Every established connection to 127.0.0.1:`port` (in this test, only the client's) has the
+/// kernel's keepalive timer armed (`tr` 2 in `/proc/net/tcp`), due within the client's 30 s
+/// keepalive idle time rather than the system default of two hours.
+#[cfg(target_os = "linux")]
+fn assert_keepalive_on_connections_to(port: u16) {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let remote = format!("0100007F:{port:04X}");
+    let mut seen = 0;
+    for line in table.lines().skip(1) {
+        // sl local_address rem_address st tx_queue:rx_queue tr:tm->when ...
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 6 || fields[2] != remote || fields[3] != "01" {
+            continue;
+        }
+        let (timer, when) = fields[5].split_once(':').expect("tr:tm->when");
+        // In clock ticks: USER_HZ, 100 per second.
+        let when = u64::from_str_radix(when, 16).expect("hex");
+        assert_eq!(timer, "02", "no keepalive timer: {line}");
+        assert!(when <= 30 * 100, "keepalive not due within 30 s: {line}");
+        seen += 1;
+    }
+    assert!(
+        seen > 0,
+        "no established connection to port {port}:\n{table}"
+    );
+}
+
+/// The etcd binary to run: `ETCD_BIN`, else `etcd` on `PATH`, else the usual install paths;
+/// `Err` says why there is none.
+fn etcd_binary() -> Result<PathBuf, String> {
+    let bin = match std::env::var_os("ETCD_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => {
+            let on_path: Vec<PathBuf> = std::env::var_os("PATH")
+                .map(|path| {
+                    std::env::split_paths(&path)
+                        .map(|dir| dir.join("etcd"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let known = ["/usr/bin/etcd", "/usr/local/bin/etcd"].map(PathBuf::from);
+            match on_path.into_iter().chain(known).find(|p| p.is_file()) {
+                Some(bin) => bin,
+                None => {
+                    return Err("no etcd binary on PATH, in /usr/bin or in /usr/local/bin \
+                                (install Debian's etcd-server, or set ETCD_BIN)"
+                        .into());
+                }
+            }
+        }
+    };
+    match Command::new(&bin).arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(bin),
+        Ok(out) => Err(format!(
+            "{} --version failed: {}",
+            bin.display(),
+            out.status
+        )),
+        Err(e) => Err(format!("cannot run {}: {e}", bin.display())),
+    }
+}
+
+/// Skips the calling test for want of a server: loudly, or as a failure when
+/// `TOWER_MESH_REQUIRE_SERVERS` is set, so that CI cannot pass by testing nothing.
+fn skip<T>(why: &str) -> Option<T> {
+    let required =
+        std::env::var_os("TOWER_MESH_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty() && v != "0");
+    if required {
+        panic!("TOWER_MESH_REQUIRE_SERVERS is set, but {why}");
+    }
+    eprintln!(
+        "\n!!! SKIPPED: {why}; etcd discovery was NOT tested against a real server \
+         (set TOWER_MESH_REQUIRE_SERVERS=1 to make this a failure) !!!\n"
+    );
+    None
+}
+
+/// Whether `error` (an error chain as text) is the connection to `url` failing, rather than a
+/// complaint about what etcd sent.
+fn is_connection_error(error: &str, url: &str) -> bool {
+    [
+        format!("cannot connect to etcd at {url}"),
+        format!("http exchange with etcd at {url} failed"),
+        format!("etcd at {url} did not answer"),
+        format!("watch stream from etcd at {url} ended"),
+        format!("watch stream from etcd at {url} was quiet"),
+        format!("watch stream from etcd at {url} sent nothing"),
+    ]
+    .iter()
+    .any(|start| error.starts_with(start.as_str()))
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -718,46 +984,71 @@ async fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) 
     (status, body.to_owned())
 }
 
-/// A TCP proxy to etcd that the test can cut: when down, it closes every open connection and
-/// every new one at once.
+/// A TCP proxy to etcd that the test can cut, or make half-open.
+///
+/// Cut (`set_up(false)`), it closes every open connection and every new one at once: what a
+/// peer that restarts looks like. Frozen (`freeze_open`), the connections open so far stay
+/// open but carry nothing more either way: a peer, or a middlebox, gone without a FIN or RST.
+/// Blackholed (`blackhole`), new connections are frozen from the start as well.
 struct Proxy {
     port: u16,
-    up: Arc<AtomicBool>,
+    mode: Arc<AtomicUsize>,
     cut: tokio::sync::watch::Sender<u64>,
+    freeze: tokio::sync::watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
+
+const UP: usize = 0;
+const DOWN: usize = 1;
+const BLACKHOLE: usize = 2;
 
 impl Proxy {
     async fn start(upstream: u16) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
+        let mode = Arc::new(AtomicUsize::new(UP));
         let (cut, _) = tokio::sync::watch::channel(0u64);
-        let (is_up, cuts) = (up.clone(), cut.clone());
+        let (freeze, _) = tokio::sync::watch::channel(0u64);
+        let (modes, cuts, freezes) = (mode.clone(), cut.clone(), freeze.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     continue;
                 };
-                if !is_up.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once
-                }
                 let mut cut = cuts.subscribe();
+                let mut freeze = freezes.subscribe();
+                match modes.load(Ordering::SeqCst) {
+                    DOWN => continue, // dropped: closed at once
+                    BLACKHOLE => {
+                        // Accepted, then never answered.
+                        tokio::spawn(async move {
+                            let _ = cut.changed().await;
+                            drop(inbound);
+                        });
+                        continue;
+                    }
+                    _ => {}
+                }
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await else {
                         return;
                     };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.changed() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+                        _ = cut.changed() => return,
+                        _ = freeze.changed() => {}
                     }
+                    // Frozen: both ends stay open and silent until the proxy is cut.
+                    let _ = cut.changed().await;
+                    drop((inbound, outbound));
                 });
             }
         });
         Proxy {
             port,
-            up,
+            mode,
             cut,
+            freeze,
             task,
         }
     }
@@ -766,11 +1057,24 @@ impl Proxy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Up: forwards new connections. Down: closes every connection, open or new.
     fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
+        self.mode
+            .store(if up { UP } else { DOWN }, Ordering::SeqCst);
         if !up {
             self.cut.send_modify(|n| *n += 1);
         }
+    }
+
+    /// Freezes every open connection; new ones are still forwarded.
+    fn freeze_open(&self) {
+        self.freeze.send_modify(|n| *n += 1);
+    }
+
+    /// Freezes every open connection and every new one.
+    fn blackhole(&self) {
+        self.mode.store(BLACKHOLE, Ordering::SeqCst);
+        self.freeze_open();
     }
 }
 

@@ -340,7 +340,7 @@ fn check_weighted_cycles(
             ideal as f64 / total as f64,
             bound
         );
-        if t % cycle as u64 == 0 {
+        if t.is_multiple_of(cycle as u64) {
             let k = t / cycle as u64;
             let want: Vec<u64> = shares.iter().map(|&s| s * k).collect();
             prop_assert_eq!(&got, &want, "after {} cycles (clone {})", k, clone);

@@ -10,6 +10,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
+    // Every input through the identity parser too (any scheme, DNS names, multi-byte text):
+    // it never panics, and what it accepts prints back in a form it accepts again.
+    if let Ok(id) = Identity::parse(s) {
+        assert_eq!(Identity::parse(id.as_str()).unwrap(), id);
+    }
     match SpiffeId::parse(s) {
         Ok(id) => {
             assert_eq!(id.as_str(), s);

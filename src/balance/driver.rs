@@ -333,10 +333,10 @@ where
         self.ready.clients.swap_remove(index);
         self.ready.loads.swap_remove(index);
         self.ready.endpoints.swap_remove(index);
-        if let Some(moved) = self.ready.endpoints.get(index) {
-            if let Some(entry) = self.entries.get_mut(&moved.addr()) {
-                entry.state = State::Ready(index);
-            }
+        if let Some(moved) = self.ready.endpoints.get(index)
+            && let Some(entry) = self.entries.get_mut(&moved.addr())
+        {
+            entry.state = State::Ready(index);
         }
         self.ready_changed = true;
     }

@@ -68,8 +68,11 @@ impl Identity {
     /// containing `:` is refused (a URI of another scheme, or an address with a port); anything
     /// else is parsed as a DNS name.
     pub fn parse(s: &str) -> Result<Identity, InvalidIdentity> {
-        if s.len() >= spiffe::SCHEME.len()
-            && s[..spiffe::SCHEME.len()].eq_ignore_ascii_case(spiffe::SCHEME)
+        // Bytes, not a `str` slice: the input may have a multi-byte character at that offset.
+        if s
+            .as_bytes()
+            .get(..spiffe::SCHEME.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(spiffe::SCHEME.as_bytes()))
         {
             return SpiffeId::parse(s).map(Identity::Spiffe);
         }

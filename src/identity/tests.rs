@@ -81,6 +81,10 @@ fn parses_dns_names() {
         ("a.b:443", WrongScheme),
         ("::1", WrongScheme),
         (".", Empty),
+        // Multi-byte text where the scheme would end (a regression: this once panicked).
+        ("ééééé", BadDnsLabel),
+        ("spiffe:/é", WrongScheme),
+        ("spiffe:é", WrongScheme),
     ] {
         assert_eq!(
             Identity::parse(input).unwrap_err().kind(),

@@ -4,6 +4,8 @@
 //! webpki verifies the chain, validity and extended key usage; it does not look at URI SANs,
 //! basic constraints of the leaf beyond `CaUsedAsEndEntity`, or key usage. These checks are ours.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
@@ -92,6 +94,9 @@ pub(crate) struct Leaf {
     // (digitalSignature, keyCertSign or cRLSign), if the extension is present.
     key_usage: Option<(bool, bool)>,
     has_eku: bool,
+    // The validity period, in seconds since the Unix epoch.
+    not_before: i64,
+    not_after: i64,
 }
 
 impl Leaf {
@@ -129,12 +134,15 @@ impl Leaf {
             .extended_key_usage()
             .map_err(|e| malformed(&e))?
             .is_some();
+        let validity = cert.validity();
         Ok(Leaf {
             uris,
             dns,
             is_ca,
             key_usage,
             has_eku,
+            not_before: validity.not_before.timestamp(),
+            not_after: validity.not_after.timestamp(),
         })
     }
 
@@ -196,4 +204,42 @@ impl Leaf {
     pub(crate) fn has_uri_sans(&self) -> bool {
         !self.uris.is_empty()
     }
+
+    /// The first instant the certificate is valid (`notBefore`).
+    pub(crate) fn not_before(&self) -> SystemTime {
+        unix_time(self.not_before)
+    }
+
+    /// The last instant the certificate is valid (`notAfter`).
+    pub(crate) fn not_after(&self) -> SystemTime {
+        unix_time(self.not_after)
+    }
+
+    /// Every name the certificate carries (URI SANs, then DNS SANs in lowercase without a
+    /// trailing dot), sorted: two certificates name the same workload when these are equal.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut uris = self.uris.clone();
+        uris.sort();
+        let mut dns: Vec<String> = self
+            .dns
+            .iter()
+            .map(|d| d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase())
+            .collect();
+        dns.sort();
+        uris.extend(dns);
+        uris.dedup();
+        uris
+    }
+}
+
+fn unix_time(secs: i64) -> SystemTime {
+    let magnitude = Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    }
+    // A time the platform cannot represent is past any certificate's use: clamp to the epoch,
+    // which every validity check treats as long ago.
+    .unwrap_or(UNIX_EPOCH)
 }

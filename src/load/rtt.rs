@@ -65,9 +65,21 @@ impl Decay {
     pub const DEFAULT: Decay = Decay { nanos: 10e9 };
 
     /// `e^(-elapsed/decay)`: the weight an estimate keeps after `elapsed_ns`.
+    ///
+    /// Between two requests to a busy endpoint `elapsed/decay` is tiny (1 ms against 10 s is
+    /// 1e-4), and there the Taylor polynomial `1 - x + x²/2 - x³/6 + x⁴/24` is `e^(-x)` to
+    /// within rounding: its truncation error is below `x⁵/120`, under 1e-17 for `x < 1e-3`,
+    /// which is less than half an ulp of a result near 1. It costs a few multiply-adds where
+    /// the library `exp` costs about 15 ns, a quarter of a Peak-EWMA request's overhead when
+    /// it runs three times per request.
     #[inline]
     pub(crate) fn keep(self, elapsed_ns: f64) -> f64 {
-        (-elapsed_ns.max(0.0) / self.nanos).exp()
+        let x = elapsed_ns.max(0.0) / self.nanos;
+        if x < 1e-3 {
+            1.0 - x * (1.0 - x * (0.5 - x * (1.0 / 6.0 - x * (1.0 / 24.0))))
+        } else {
+            (-x).exp()
+        }
     }
 }
 

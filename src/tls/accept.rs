@@ -100,20 +100,21 @@ where
                 }
                 Ok(Ok(stream)) => stream,
             };
-            let peer = match stream.get_ref().1.peer_certificates() {
+            let (peer, peer_not_after) = match stream.get_ref().1.peer_certificates() {
                 Some([leaf, ..]) => {
                     // The verifier already applied these rules; this only reads the result.
-                    let identity = Leaf::parse(leaf)
-                        .and_then(|leaf| leaf.identity(config.leaf_rules()))
+                    let leaf = Leaf::parse(leaf).map_err(|source| BadPeerCertificate { source })?;
+                    let identity = leaf
+                        .identity(config.leaf_rules())
                         .map_err(|source| BadPeerCertificate { source })?;
-                    Some(PeerIdentity::new(identity))
+                    (Some(PeerIdentity::new(identity)), Some(leaf.not_after()))
                 }
-                _ => None,
+                _ => (None, None),
             };
             Ok(TlsStream::new(
                 tokio_rustls::TlsStream::Server(stream),
                 peer,
-                config.max_connection_age(),
+                config.connection_limit(peer_not_after),
             ))
         })
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use rustls::client::{ResolvesClientCert, Resumption};
@@ -15,7 +15,7 @@ use super::error::TlsConfigError;
 use super::material::{Credentials, TrustStore};
 use super::verify::{ClientVerifier, ServerVerifier, Trust, Verification};
 use crate::identity::Identity;
-use crate::identity::x509::LeafRules;
+use crate::identity::x509::{Leaf, LeafRules};
 
 /// The TLS configuration of a workload: its certificate and key, its trust bundles, and the
 /// settings shared by [`TlsConnectLayer`](super::TlsConnectLayer) and
@@ -30,7 +30,10 @@ use crate::identity::x509::LeafRules;
 /// - Client certificates are **required** by the acceptor (strict); see
 ///   [`TlsConfigBuilder::allow_unauthenticated`].
 /// - Handshake timeout: 10 s, so a stalled peer cannot hold a socket.
-/// - No maximum connection age (see [`TlsConfigBuilder::max_connection_age`]).
+/// - No maximum connection age (see [`TlsConfigBuilder::max_connection_age`]), but no
+///   connection outlives a certificate that opened it: once the peer's leaf or our own
+///   expires, the connection fails its reads and writes, so the next one re-handshakes with
+///   current material (TLS verifies a certificate only once, at the handshake).
 /// - SPIFFE leaves must carry key usage with `digitalSignature` and an extended key usage
 ///   extension (X.509-SVID §4.3–4.4); [`danger`](super::danger) can relax this.
 /// - Session resumption is off on both sides: a resumed TLS 1.3 session skips certificate
@@ -68,9 +71,36 @@ impl TlsConfig {
     /// Replaces our certificate and key for new handshakes, after checking that the key
     /// matches the certificate. On error the current pair is kept. Open connections are not
     /// touched.
+    ///
+    /// A rotation must keep the workload's identity and be usable now, so it is also refused
+    /// when the new leaf is expired or not yet valid by the system clock
+    /// ([`TlsConfigError::NotValidNow`]), or names other workloads (its URI and DNS SANs differ
+    /// from the current leaf's: [`TlsConfigError::IdentityChanged`]).
     pub fn update_credentials(&self, credentials: &Credentials) -> Result<(), TlsConfigError> {
         let certified = credentials.certify(&self.inner.verification.provider)?;
-        self.inner.credentials.key.store(Arc::new(certified));
+        let leaf = credentials.leaf()?;
+        let now = SystemTime::now();
+        if now < leaf.not_before() || now > leaf.not_after() {
+            return Err(TlsConfigError::NotValidNow {
+                origin: credentials.cert_origin().clone(),
+                not_before: leaf.not_before(),
+                not_after: leaf.not_after(),
+                now,
+            });
+        }
+        let current = self.inner.credentials.current.load();
+        let (names, current_names) = (leaf.names(), current.leaf.names());
+        if names != current_names {
+            return Err(TlsConfigError::IdentityChanged {
+                origin: credentials.cert_origin().clone(),
+                current: current_names,
+                new: names,
+            });
+        }
+        self.inner.credentials.current.store(Arc::new(Current {
+            key: Arc::new(certified),
+            leaf,
+        }));
         Ok(())
     }
 
@@ -85,7 +115,16 @@ impl TlsConfig {
     /// The leaf certificate currently presented to peers.
     pub fn current_certificate(&self) -> rustls_pki_types::CertificateDer<'static> {
         // A CertifiedKey is only stored after `keys_match`, which requires a leaf.
-        self.inner.credentials.key.load().cert[0].clone()
+        self.inner.credentials.current.load().key.cert[0].clone()
+    }
+
+    /// When the leaf certificate currently presented to peers expires (its `notAfter`).
+    ///
+    /// Peers refuse it from then on, so a readiness check can watch this: a workload whose
+    /// certificate is about to expire and is not being renewed should stop taking traffic
+    /// before its handshakes start failing.
+    pub fn certificate_expiry(&self) -> SystemTime {
+        self.inner.credentials.current.load().leaf.not_after()
     }
 
     /// The handshake timeout.
@@ -96,6 +135,31 @@ impl TlsConfig {
     /// The maximum connection age, if set.
     pub fn max_connection_age(&self) -> Option<Duration> {
         self.inner.max_connection_age
+    }
+
+    /// How long a connection that just completed its handshake may live, and whether that
+    /// limit is a certificate's expiry (rather than the maximum age): the earliest of the
+    /// maximum age, the peer leaf's `notAfter` and our leaf's `notAfter`. Our own leaf counts
+    /// only while it is still valid: once it expired, the peer's verdict on it decides (with
+    /// TLS 1.3 a client learns of the refusal on its first read, and that error says more).
+    pub(crate) fn connection_limit(
+        &self,
+        peer_not_after: Option<SystemTime>,
+    ) -> Option<(Duration, bool)> {
+        let now = SystemTime::now();
+        let own = self.certificate_expiry();
+        let remaining = |t: SystemTime| t.duration_since(now).unwrap_or(Duration::ZERO);
+        let certificate = peer_not_after
+            .map(remaining)
+            .into_iter()
+            .chain((own > now).then(|| remaining(own)))
+            .min();
+        match (self.inner.max_connection_age, certificate) {
+            (Some(age), Some(cert)) if cert < age => Some((cert, true)),
+            (Some(age), _) => Some((age, false)),
+            (None, Some(cert)) => Some((cert, true)),
+            (None, None) => None,
+        }
     }
 
     pub(crate) fn leaf_rules(&self) -> LeafRules {
@@ -203,6 +267,7 @@ impl TlsConfigBuilder {
         }
         let credentials = self.credentials.ok_or(TlsConfigError::NoCredentials)?;
         let certified = credentials.certify(&self.provider)?;
+        let leaf = credentials.leaf()?;
         let trust = Trust::build(&self.trust, &self.provider)?;
         let verification = Arc::new(Verification {
             provider: self.provider.clone(),
@@ -210,7 +275,10 @@ impl TlsConfigBuilder {
             rules: self.rules,
         });
         let slot = Arc::new(CredentialSlot {
-            key: ArcSwap::from_pointee(certified),
+            current: ArcSwap::from_pointee(Current {
+                key: Arc::new(certified),
+                leaf,
+            }),
             mandatory: self.mandatory,
         });
 
@@ -266,8 +334,21 @@ impl fmt::Debug for TlsConfigBuilder {
 
 /// Our current certificate and key, swapped atomically; resolves for both sides.
 struct CredentialSlot {
-    key: ArcSwap<CertifiedKey>,
+    current: ArcSwap<Current>,
     mandatory: bool,
+}
+
+/// One accepted pair, with what we read of its leaf.
+struct Current {
+    key: Arc<CertifiedKey>,
+    leaf: Leaf,
+}
+
+impl CredentialSlot {
+    /// The pair for a new handshake.
+    fn key(&self) -> Arc<CertifiedKey> {
+        self.current.load().key.clone()
+    }
 }
 
 impl ResolvesClientCert for CredentialSlot {
@@ -276,7 +357,7 @@ impl ResolvesClientCert for CredentialSlot {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        Some(self.key.load_full())
+        Some(self.key())
     }
 
     fn has_certs(&self) -> bool {
@@ -286,7 +367,7 @@ impl ResolvesClientCert for CredentialSlot {
 
 impl ResolvesServerCert for CredentialSlot {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.key.load_full())
+        Some(self.key())
     }
 }
 

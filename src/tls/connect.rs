@@ -12,10 +12,11 @@ use tower::{BoxError, Layer, Service};
 
 use super::config::TlsConfig;
 use super::error::{
-    HandshakeFailed, HandshakeTimeout, InvalidExpectedIdentity, NoExpectedIdentity,
+    BadPeerCertificate, HandshakeFailed, HandshakeTimeout, InvalidExpectedIdentity, NoExpectedIdentity,
 };
 use super::stream::TlsStream;
 use crate::endpoint::Endpoint;
+use crate::identity::x509::Leaf;
 use crate::identity::{Identity, PeerIdentity};
 
 /// Wraps a connector (`Service<Endpoint>` yielding a byte stream, such as a TCP connect) in a
@@ -183,10 +184,18 @@ where
                     }
                     Ok(Ok(stream)) => stream,
                 };
+            // The verifier parsed and accepted these same bytes, so this read succeeds; were it
+            // ever to fail, the connection is refused (fail closed), never left unbounded.
+            let peer_not_after = match stream.get_ref().1.peer_certificates() {
+                Some([leaf, ..]) => Leaf::parse(leaf)
+                    .map_err(|source| BadPeerCertificate { source })?
+                    .not_after(),
+                _ => return Err(HandshakeFailed::no_peer_certificate(addr).into()),
+            };
             Ok(TlsStream::new(
                 tokio_rustls::TlsStream::Client(stream),
                 Some(PeerIdentity::new(expected)),
-                config.max_connection_age(),
+                config.connection_limit(Some(peer_not_after)),
             ))
         })
     }

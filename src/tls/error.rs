@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::identity::{CertificateIdentityError, Identity, InvalidIdentity};
 
@@ -95,6 +95,43 @@ pub enum TlsConfigError {
         #[source]
         source: rustls::Error,
     },
+    /// Our leaf certificate's names and validity cannot be read (x509-parser refuses it).
+    #[error("unreadable certificate in {origin}")]
+    UnreadableCertificate {
+        /// Where the certificate came from.
+        origin: Origin,
+        /// The parser's error.
+        #[source]
+        source: CertificateIdentityError,
+    },
+    /// A rotation offered a certificate that is not valid now (expired, or not yet valid):
+    /// swapping it in would only make every new handshake fail.
+    #[error(
+        "certificate in {origin} is not valid now: valid from {} to {} (Unix seconds), now {}",
+        unix_secs(*.not_before), unix_secs(*.not_after), unix_secs(*.now)
+    )]
+    NotValidNow {
+        /// Where the certificate came from.
+        origin: Origin,
+        /// The certificate's `notBefore`.
+        not_before: SystemTime,
+        /// The certificate's `notAfter`.
+        not_after: SystemTime,
+        /// The time it was checked at.
+        now: SystemTime,
+    },
+    /// A rotation offered a certificate for other names than the one in use. A workload keeps
+    /// its identity across rotations; a certificate for another workload in our files is a
+    /// deployment mistake, refused so that peers do not start refusing us.
+    #[error("certificate in {origin} names {} but the current one names {}", .new.join(", "), .current.join(", "))]
+    IdentityChanged {
+        /// Where the new certificate came from.
+        origin: Origin,
+        /// The names (URI and DNS SANs) of the certificate in use.
+        current: Vec<String>,
+        /// The names of the refused certificate.
+        new: Vec<String>,
+    },
     /// A trust bundle without any certificate.
     #[error("empty trust bundle in {origin}")]
     EmptyBundle {
@@ -109,6 +146,34 @@ pub enum TlsConfigError {
         /// rustls's error.
         #[source]
         source: rustls::Error,
+    },
+    /// A PEM file given as CRLs holds no `X509 CRL` section.
+    #[error("no certificate revocation list in {origin}")]
+    NoCrl {
+        /// Where the PEM came from.
+        origin: Origin,
+    },
+    /// A CRL file is listed for a bundle that is not reloaded from a file.
+    #[error("CRLs in {origin} are for a trust bundle that is not listed")]
+    CrlWithoutBundle {
+        /// The CRL file.
+        origin: Origin,
+    },
+    /// A certificate revocation list cannot be parsed.
+    #[error("invalid certificate revocation list in {origin}: {reason}")]
+    InvalidCrl {
+        /// Where the CRL came from.
+        origin: Origin,
+        /// webpki's reason.
+        reason: String,
+    },
+    /// rustls cannot build a verifier from a bundle (a CRL it refuses, for example).
+    #[error("cannot build a verifier from the trust bundle in {origin}: {reason}")]
+    Verifier {
+        /// Where the bundle came from.
+        origin: Origin,
+        /// rustls's reason.
+        reason: String,
     },
     /// No trust bundle at all: nothing could ever be verified.
     #[error("no trust bundle configured")]
@@ -176,6 +241,18 @@ pub struct HandshakeFailed {
 }
 
 impl HandshakeFailed {
+    /// The server finished a handshake without a certificate (which rustls does not allow for
+    /// a client that verifies; kept as a fail-closed guard).
+    pub(crate) fn no_peer_certificate(peer: SocketAddr) -> Self {
+        HandshakeFailed {
+            peer: Some(peer),
+            source: io::Error::new(
+                io::ErrorKind::InvalidData,
+                rustls::Error::NoCertificatesPresented,
+            ),
+        }
+    }
+
     /// The peer's address, when known (the connector knows it; a generic acceptor does not).
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
@@ -201,6 +278,11 @@ impl HandshakeTimeout {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
+
+    /// The peer's address, when known (the connector knows it; a generic acceptor does not).
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
 }
 
 /// The peer's certificate chain is valid but its identity is not the expected one.
@@ -209,7 +291,7 @@ impl HandshakeTimeout {
 /// (`rustls::Error::InvalidCertificate(CertificateError::Other(..))`); the handshake is aborted
 /// before any application byte is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("peer identity is not {expected}")]
+#[error("peer identity is not {expected}: {}", presented_text(.presented))]
 pub struct IdentityMismatch {
     pub(crate) expected: Identity,
     pub(crate) presented: Option<Identity>,
@@ -251,20 +333,52 @@ pub struct UnknownTrustDomain {
     pub(crate) trust_domain: String,
 }
 
-/// A connection reached its maximum age; reads and writes fail with this error (inside an
-/// [`io::Error`] of kind `TimedOut`) from then on. See [`TlsConfigBuilder::max_connection_age`].
+impl UnknownTrustDomain {
+    /// The trust domain the certificate (or the expected identity) named.
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+}
+
+/// A connection reached its maximum age, or outlived a certificate that opened it; reads and
+/// writes fail with this error (inside an [`io::Error`] of kind `TimedOut`) from then on. See
+/// [`TlsConfigBuilder::max_connection_age`].
 ///
 /// [`TlsConfigBuilder::max_connection_age`]: super::TlsConfigBuilder::max_connection_age
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("connection reached its maximum age of {max_age:?}")]
+#[error("{}", match .certificate_expired {
+    false => format!("connection reached its maximum age of {:?}", .max_age),
+    true => format!("connection outlived a certificate that opened it (after {:?})", .max_age),
+})]
 pub struct ConnectionAgeExceeded {
     pub(crate) max_age: Duration,
+    pub(crate) certificate_expired: bool,
 }
 
 impl ConnectionAgeExceeded {
-    /// The configured maximum age.
+    /// How long the connection was allowed to live: the configured maximum age, or less when
+    /// a certificate of the handshake expired sooner.
     pub fn max_age(&self) -> Duration {
         self.max_age
+    }
+
+    /// Whether the limit was a certificate's expiry rather than the configured maximum age.
+    pub fn certificate_expired(&self) -> bool {
+        self.certificate_expired
+    }
+}
+
+fn presented_text(presented: &Option<Identity>) -> String {
+    match presented {
+        Some(id) => format!("it presented {id}"),
+        None => "it presented no valid identity".to_owned(),
+    }
+}
+
+fn unix_secs(t: SystemTime) -> String {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs().to_string(),
+        Err(e) => format!("-{}", e.duration().as_secs()),
     }
 }
 

@@ -11,10 +11,11 @@ use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use super::error::{Origin, TlsConfigError};
 use crate::identity::TrustDomain;
+use crate::identity::x509::Leaf;
 
 /// Our own certificate chain (leaf first) and its private key.
 ///
@@ -102,6 +103,19 @@ impl Credentials {
         })
     }
 
+    /// Reads the leaf's names and validity.
+    pub(crate) fn leaf(&self) -> Result<Leaf, TlsConfigError> {
+        // `parse` and `from_der` refuse an empty chain.
+        Leaf::parse(&self.chain[0]).map_err(|source| TlsConfigError::UnreadableCertificate {
+            origin: self.cert_origin.clone(),
+            source,
+        })
+    }
+
+    pub(crate) fn cert_origin(&self) -> &Origin {
+        &self.cert_origin
+    }
+
     /// Loads the key with the provider and checks that it matches the leaf.
     pub(crate) fn certify(
         &self,
@@ -140,11 +154,28 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// A non-empty set of trust anchors (root certificates).
+/// A non-empty set of trust anchors (root certificates), and optionally the certificate
+/// revocation lists (CRLs, RFC 5280 §5) of its CAs.
+///
+/// # Revocation
+///
+/// Without CRLs, no revocation check is made. Once a bundle has CRLs, every certificate of a
+/// peer's chain verified against it (the leaf and each intermediate) must be covered by a CRL
+/// of its issuer and not listed there; a certificate whose issuer has no CRL in the bundle is
+/// refused (`CertificateError::UnknownRevocationStatus`: fail closed, as rustls's verifiers
+/// default to), and so is a listed one (`CertificateError::Revoked`). A CRL past its
+/// `nextUpdate` still counts (rustls's default too): replace CRLs by rotating the bundle.
 #[derive(Clone)]
 pub struct TrustBundle {
     roots: Arc<RootCertStore>,
+    crls: Arc<[Arc<Crl>]>,
     origin: Origin,
+}
+
+/// One parsed CRL, kept both ways the verifiers need it.
+pub(crate) struct Crl {
+    pub(crate) der: CertificateRevocationListDer<'static>,
+    pub(crate) parsed: webpki::CertRevocationList<'static>,
 }
 
 impl TrustBundle {
@@ -178,8 +209,63 @@ impl TrustBundle {
         self.roots.is_empty()
     }
 
+    /// Adds the CRLs of a PEM file (`X509 CRL` sections) to the bundle.
+    pub fn with_crl_pem_file(self, path: impl AsRef<Path>) -> Result<TrustBundle, TlsConfigError> {
+        let (pem, origin) = read(path.as_ref())?;
+        self.add_crls(&pem, origin)
+    }
+
+    /// Adds the CRLs of PEM text in memory (`X509 CRL` sections) to the bundle.
+    pub fn with_crl_pem(self, pem: &[u8]) -> Result<TrustBundle, TlsConfigError> {
+        self.add_crls(pem, Origin::Memory)
+    }
+
+    /// How many CRLs the bundle holds.
+    pub fn crl_count(&self) -> usize {
+        self.crls.len()
+    }
+
     pub(crate) fn roots(&self) -> &Arc<RootCertStore> {
         &self.roots
+    }
+
+    pub(crate) fn crls(&self) -> &Arc<[Arc<Crl>]> {
+        &self.crls
+    }
+
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    pub(crate) fn add_crls(
+        mut self,
+        pem: &[u8],
+        origin: Origin,
+    ) -> Result<TrustBundle, TlsConfigError> {
+        let ders = CertificateRevocationListDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| TlsConfigError::Pem {
+                origin: origin.clone(),
+                source,
+            })?;
+        if ders.is_empty() {
+            return Err(TlsConfigError::NoCrl { origin });
+        }
+        let mut crls: Vec<Arc<Crl>> = self.crls.to_vec();
+        for der in ders {
+            let parsed = webpki::OwnedCertRevocationList::from_der(&der).map_err(|e| {
+                TlsConfigError::InvalidCrl {
+                    origin: origin.clone(),
+                    reason: format!("{e:?}"),
+                }
+            })?;
+            crls.push(Arc::new(Crl {
+                der,
+                parsed: parsed.into(),
+            }));
+        }
+        self.crls = crls.into();
+        Ok(self)
     }
 
     pub(crate) fn parse_pem(pem: &[u8], origin: Origin) -> Result<TrustBundle, TlsConfigError> {
@@ -205,6 +291,7 @@ impl TrustBundle {
         }
         Ok(TrustBundle {
             roots: Arc::new(roots),
+            crls: Arc::from([]),
             origin,
         })
     }
@@ -214,6 +301,7 @@ impl fmt::Debug for TrustBundle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrustBundle")
             .field("anchors", &self.roots.len())
+            .field("crls", &self.crls.len())
             .field("origin", &self.origin)
             .finish()
     }
@@ -278,3 +366,4 @@ fn certificates(
             source,
         })
 }
+

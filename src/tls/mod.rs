@@ -26,9 +26,18 @@
 //!   (arc-swap behind rustls's `ResolvesClientCert`/`ResolvesServerCert` and our verifier);
 //!   bad material is refused and the old kept; open connections are untouched, and
 //!   [`TlsConfigBuilder::max_connection_age`] bounds how long they live.
+//! - **Revocation** by CRLs per trust bundle ([`TrustBundle::with_crl_pem_file`]), checked on
+//!   both sides over the whole chain, failing closed when a certificate's status is unknown;
+//!   CRL files reload with their bundles ([`ReloadFiles::with_spiffe_crls`]).
+//! - **No connection outlives a certificate that opened it**: reads and writes fail once the
+//!   peer's leaf or ours expires, so the next connection re-handshakes (TLS verifies once).
+//! - **Rotations keep the workload's identity**: a new leaf that is not valid now, or names
+//!   another workload, is refused; [`TlsConfig::certificate_expiry`] tells a readiness check
+//!   when ours runs out.
 //! - Risky switches live in [`danger`].
 //!
-//! Not supported (yet): certificate revocation lists, and TLS 1.2 in any form.
+//! Not supported: TLS 1.2 in any form (on purpose), OCSP stapling, and URI name constraints
+//! on intermediates (webpki refuses such chains: fail closed).
 //!
 //! # Examples
 //!

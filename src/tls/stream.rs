@@ -20,25 +20,28 @@ use crate::identity::PeerIdentity;
 /// the server side the identity read from the verified client certificate, or `None` for an
 /// unauthenticated client of a permissive server.
 ///
-/// With a maximum connection age, every read and write fails with
-/// [`ConnectionAgeExceeded`] once the age is reached (shutdown still works, so a
-/// `close_notify` can be sent).
+/// Once the connection reaches its maximum age, or outlives the peer's certificate or our own
+/// (see [`TlsConfig`](super::TlsConfig)'s defaults), every read and write fails with
+/// [`ConnectionAgeExceeded`] (shutdown still works, so a `close_notify` can be sent). An HTTP
+/// client pool then drops the connection and opens a new one, which re-handshakes.
 pub struct TlsStream<IO> {
     inner: tokio_rustls::TlsStream<IO>,
     peer: Option<PeerIdentity>,
-    deadline: Option<(Pin<Box<Sleep>>, Duration)>,
+    // When reads and writes start failing, the allowed age, and whether a certificate's
+    // expiry set it.
+    deadline: Option<(Pin<Box<Sleep>>, Duration, bool)>,
 }
 
 impl<IO> TlsStream<IO> {
     pub(crate) fn new(
         inner: tokio_rustls::TlsStream<IO>,
         peer: Option<PeerIdentity>,
-        max_age: Option<Duration>,
+        limit: Option<(Duration, bool)>,
     ) -> Self {
         TlsStream {
             inner,
             peer,
-            deadline: max_age.map(|age| (Box::pin(tokio::time::sleep(age)), age)),
+            deadline: limit.map(|(age, cert)| (Box::pin(tokio::time::sleep(age)), age, cert)),
         }
     }
 
@@ -58,16 +61,40 @@ impl<IO> TlsStream<IO> {
         self.inner.get_ref().0
     }
 
-    fn check_age(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        if let Some((sleep, age)) = &mut self.deadline {
-            if sleep.as_mut().poll(cx).is_ready() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    ConnectionAgeExceeded { max_age: *age },
-                ));
+    /// Fails once the connection is past its deadline. A clock read, not a timer poll: polling
+    /// the timer on every read and write would spend the task's cooperative budget on it.
+    fn check_age(&self) -> io::Result<()> {
+        match &self.deadline {
+            Some((sleep, ..)) if tokio::time::Instant::now() >= sleep.deadline() => {
+                Err(self.age_error())
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// Called when the transport returned `Pending`: registers the deadline's timer with this
+    /// task, so an idle connection is woken (and fails) when it reaches its age.
+    fn arm(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if let Some((sleep, ..)) = &mut self.deadline
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return Err(self.age_error());
         }
         Ok(())
+    }
+
+    fn age_error(&self) -> io::Error {
+        let (max_age, certificate_expired) = match &self.deadline {
+            Some((_, age, cert)) => (*age, *cert),
+            None => (Duration::ZERO, false),
+        };
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            ConnectionAgeExceeded {
+                max_age,
+                certificate_expired,
+            },
+        )
     }
 }
 
@@ -81,8 +108,12 @@ where
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.check_age(cx)?;
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        this.check_age()?;
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if polled.is_pending() {
+            this.arm(cx)?;
+        }
+        polled
     }
 }
 
@@ -96,8 +127,12 @@ where
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.check_age(cx)?;
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        this.check_age()?;
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if polled.is_pending() {
+            this.arm(cx)?;
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -106,8 +141,12 @@ where
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.check_age(cx)?;
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        this.check_age()?;
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if polled.is_pending() {
+            this.arm(cx)?;
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -145,7 +184,7 @@ impl<IO: fmt::Debug> fmt::Debug for TlsStream<IO> {
         f.debug_struct("TlsStream")
             .field("io", self.inner.get_ref().0)
             .field("peer", &self.peer)
-            .field("max_age", &self.deadline.as_ref().map(|(_, age)| age))
+            .field("max_age", &self.deadline.as_ref().map(|(_, age, _)| age))
             .finish()
     }
 }

@@ -11,7 +11,10 @@
 //! - **Client certificates** (server side): the leaf is read first to choose the bundle by its
 //!   trust domain (or the DNS bundle if it has no URI SAN), then rustls's
 //!   [`WebPkiClientVerifier`] for that bundle checks chain, validity and the `clientAuth` EKU,
-//!   then the leaf rules and identity extraction run.
+//!   then the leaf rules and identity extraction run. Because the leaf is read before its
+//!   chain is checked, a client certificate that is malformed or breaks the X.509-SVID leaf
+//!   rules is refused with our error (`BadPeerCertificate`: `Malformed`, `CaCertificate`, ...)
+//!   rather than webpki's; either way nothing of an unverified certificate is used.
 //!
 //! Signatures are verified by the crypto provider's algorithms; TLS 1.2 signatures are always
 //! refused, since this crate only speaks TLS 1.3.
@@ -33,7 +36,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::error::{BadPeerCertificate, IdentityMismatch, TlsConfigError, UnknownTrustDomain};
-use super::material::TrustStore;
+use super::material::{Crl, TrustBundle, TrustStore};
 use crate::identity::x509::{Leaf, LeafRules};
 use crate::identity::{Identity, TrustDomain};
 
@@ -45,8 +48,71 @@ pub(crate) struct Trust {
 
 struct Anchors {
     roots: Arc<RootCertStore>,
+    crls: Arc<[Arc<Crl>]>,
     client: Arc<dyn ClientCertVerifier>,
 }
+
+impl Anchors {
+    /// With CRLs, checks the revocation of every certificate of a server's chain (already
+    /// verified without them): webpki is asked again, this time with revocation options. The
+    /// client side needs no such step: rustls's client verifier takes the CRLs itself.
+    fn check_server_revocation(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        provider: &CryptoProvider,
+    ) -> Result<(), Error> {
+        if self.crls.is_empty() {
+            return Ok(());
+        }
+        let crls: Vec<&webpki::CertRevocationList<'_>> =
+            self.crls.iter().map(|crl| &crl.parsed).collect();
+        let options = webpki::RevocationOptionsBuilder::new(&crls)
+            .map_err(|_| Error::General("no CRLs".into()))?
+            .with_depth(webpki::RevocationCheckDepth::Chain)
+            .with_status_policy(webpki::UnknownStatusPolicy::Deny)
+            .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
+            .build();
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        cert.verify_for_usage(
+            provider.signature_verification_algorithms.all,
+            &self.roots.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            Some(options),
+            None,
+        )
+        .map(drop)
+        .map_err(|e| match e {
+            webpki::Error::CertRevoked => CertificateError::Revoked.into(),
+            webpki::Error::UnknownRevocationStatus => {
+                CertificateError::UnknownRevocationStatus.into()
+            }
+            // The chain verified a moment ago without CRLs: what fails now is a CRL itself
+            // (a bad signature, an issuer that may not sign CRLs).
+            other => Error::InvalidCertRevocationList(
+                rustls::CertRevocationListError::Other(OtherError(Arc::new(CrlFailure(
+                    format!("{other:?}"),
+                )))),
+            ),
+        })
+    }
+}
+
+/// Why a CRL could not be used in a revocation check.
+#[derive(Debug)]
+struct CrlFailure(String);
+
+impl fmt::Display for CrlFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "revocation list unusable: {}", self.0)
+    }
+}
+
+impl std::error::Error for CrlFailure {}
 
 impl Trust {
     pub(crate) fn build(
@@ -56,21 +122,30 @@ impl Trust {
         if store.is_empty() {
             return Err(TlsConfigError::NoTrustBundle);
         }
-        let anchors = |roots: &Arc<RootCertStore>| -> Result<Anchors, TlsConfigError> {
-            let client =
-                WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
-                    .build()
-                    .map_err(|e| TlsConfigError::Provider(Error::General(e.to_string())))?;
+        let anchors = |bundle: &TrustBundle| -> Result<Anchors, TlsConfigError> {
+            let crls = bundle.crls().clone();
+            // rustls's defaults once CRLs are given: the whole chain, unknown status refused.
+            let client = WebPkiClientVerifier::builder_with_provider(
+                bundle.roots().clone(),
+                provider.clone(),
+            )
+            .with_crls(crls.iter().map(|crl| crl.der.clone()))
+            .build()
+            .map_err(|source| TlsConfigError::Verifier {
+                origin: bundle.origin().clone(),
+                reason: source.to_string(),
+            })?;
             Ok(Anchors {
-                roots: roots.clone(),
+                roots: bundle.roots().clone(),
+                crls,
                 client,
             })
         };
         let mut spiffe = HashMap::with_capacity(store.spiffe.len());
         for (td, bundle) in &store.spiffe {
-            spiffe.insert(td.clone(), anchors(bundle.roots())?);
+            spiffe.insert(td.clone(), anchors(bundle)?);
         }
-        let dns = store.dns.as_ref().map(|b| anchors(b.roots())).transpose()?;
+        let dns = store.dns.as_ref().map(anchors).transpose()?;
         Ok(Trust { spiffe, dns })
     }
 
@@ -158,6 +233,12 @@ impl ServerCertVerifier for ServerVerifier {
                 .provider
                 .signature_verification_algorithms
                 .all,
+        )?;
+        anchors.check_server_revocation(
+            end_entity,
+            intermediates,
+            now,
+            &self.verification.provider,
         )?;
         let leaf = Leaf::parse(end_entity).map_err(bad_cert)?;
         match expected {

@@ -128,3 +128,85 @@ fn public_types_are_send_sync() {
     check::<TlsConfigError>();
     check::<Arc<Credentials>>();
 }
+
+#[test]
+fn rotation_refuses_a_leaf_not_valid_now_or_for_another_workload() {
+    use time::{Duration, OffsetDateTime};
+    let td_a = Ca::root("td-a");
+    let leaf = td_a.spiffe_leaf("spiffe://td-a/a");
+    let config = self::config(&leaf, &[("td-a", &td_a)]);
+    let before = config.current_certificate();
+    let creds = |l: &crate::pki::Leaf| Credentials::from_der(l.chain.clone(), l.key_der()).unwrap();
+
+    // certificate_expiry is the leaf's notAfter (rcgen writes whole seconds).
+    let expiry = config
+        .certificate_expiry()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let now = OffsetDateTime::now_utc().unix_timestamp() as u64;
+    assert!(
+        (now + 3590..=now + 3610).contains(&expiry),
+        "{expiry} vs now {now}"
+    );
+
+    let expired = td_a.leaf_with(|p| {
+        p.subject_alt_names = vec![crate::pki::uri("spiffe://td-a/a")];
+        p.not_before = OffsetDateTime::now_utc() - Duration::hours(2);
+        p.not_after = OffsetDateTime::now_utc() - Duration::seconds(1);
+    });
+    let future = td_a.leaf_with(|p| {
+        p.subject_alt_names = vec![crate::pki::uri("spiffe://td-a/a")];
+        p.not_before = OffsetDateTime::now_utc() + Duration::seconds(5);
+    });
+    for refused in [&expired, &future] {
+        match config.update_credentials(&creds(refused)) {
+            Err(e @ TlsConfigError::NotValidNow { .. }) => {
+                assert!(e.to_string().contains("not valid now"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(config.current_certificate(), before, "old pair kept");
+    }
+
+    let other = td_a.spiffe_leaf("spiffe://td-a/b");
+    match config.update_credentials(&creds(&other)) {
+        Err(e @ TlsConfigError::IdentityChanged { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("spiffe://td-a/b") && text.contains("spiffe://td-a/a"),
+                "{text}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(config.current_certificate(), before, "old pair kept");
+
+    // A fresh leaf for the same workload is accepted.
+    let renewed = td_a.spiffe_leaf("spiffe://td-a/a");
+    config.update_credentials(&creds(&renewed)).unwrap();
+    assert_eq!(config.current_certificate(), renewed.cert);
+}
+
+#[test]
+fn an_unreadable_own_certificate_is_refused_at_build() {
+    let td_a = Ca::root("td-a");
+    let leaf = td_a.spiffe_leaf("spiffe://td-a/a");
+    let mut der = leaf.cert.to_vec();
+    der.push(0); // trailing garbage after the certificate
+    let chain = vec![rustls::pki_types::CertificateDer::from(der)];
+    let creds = Credentials::from_der(chain, leaf.key_der()).unwrap();
+    let err = TlsConfig::builder(provider())
+        .credentials(creds)
+        .trust(store(&[("td-a", &td_a)]))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TlsConfigError::UnreadableCertificate { .. }
+                | TlsConfigError::InvalidCertificate { .. }
+        ),
+        "{err:?}"
+    );
+}

@@ -1,97 +1,28 @@
-//! Group A, protocol cases (client without certificate, TLS 1.2, plaintext, slow handshakes),
-//! DNS identities, connector contracts, hyper-util, and the maximum connection age.
+//! Group A, protocol cases (client without certificate), DNS identities, connector contracts,
+//! hyper-util, and the maximum connection age. Versions and plaintext are in `versions.rs`,
+//! handshake timeouts in `timeouts.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    AlertDescription, ClientConfig, DigitallySignedStruct, PeerIncompatible, SignatureScheme,
-};
+use rustls::AlertDescription;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower::{BoxError, Layer, ServiceExt};
+use tower::{Layer, ServiceExt};
 use tower_mesh::endpoint::Endpoint;
 use tower_mesh::identity::IdentityErrorKind;
 use tower_mesh::tls::{
-    ConnectionAgeExceeded, HandshakeFailed, HandshakeTimeout, IdentityMismatch,
-    InvalidExpectedIdentity, NoExpectedIdentity, TlsConnectLayer,
+    ConnectionAgeExceeded, IdentityMismatch, InvalidExpectedIdentity, NoExpectedIdentity,
+    TlsConnectLayer,
 };
 
+use crate::hostile::*;
 use crate::pki::{Ca, dns};
 use crate::support::*;
 
 const SERVER: &str = "spiffe://td-a/ns/x/sa/server";
 const CLIENT: &str = "spiffe://td-a/ns/x/sa/client";
-
-/// An attacker's client: accepts any server certificate, offers the given versions and an
-/// optional client certificate. Only the server is under test.
-fn attacker(
-    versions: &[&'static rustls::SupportedProtocolVersion],
-    cert: Option<&crate::pki::Leaf>,
-) -> tokio_rustls::TlsConnector {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions)
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServer));
-    let config = match cert {
-        Some(leaf) => builder
-            .with_client_auth_cert(leaf.chain.clone(), leaf.key_der())
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
-#[derive(Debug)]
-struct AnyServer;
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-async fn attack(
-    server: &Server,
-    connector: tokio_rustls::TlsConnector,
-) -> Result<String, BoxError> {
-    let tcp = TcpStream::connect(server.addr).await?;
-    let name = ServerName::try_from("server.invalid").unwrap();
-    let stream = connector.connect(name, tcp).await?;
-    get(stream).await
-}
 
 #[tokio::test]
 async fn a16_client_without_certificate_under_strict() {
@@ -136,101 +67,6 @@ async fn a17_client_without_certificate_under_permissive() {
         rustls::CertificateError::UnknownIssuer
     );
     assert_eq!(server.calls(), 1, "the refused client reached no handler");
-}
-
-#[tokio::test]
-async fn a18_tls12_only_client_refused() {
-    let td_a = Ca::root("td-a");
-    let server = Server::start(config(&td_a.spiffe_leaf(SERVER), &[("td-a", &td_a)])).await;
-    let err = attack(&server, attacker(&[&rustls::version::TLS12], None))
-        .await
-        .unwrap_err();
-    assert_eq!(alert(&err), AlertDescription::ProtocolVersion);
-    let server_err = server.wait_error().await;
-    assert_eq!(
-        rustls_error(server_err.as_ref()),
-        Some(rustls::Error::PeerIncompatible(
-            PeerIncompatible::Tls12NotOfferedOrEnabled
-        ))
-    );
-    assert_eq!(server.calls(), 0);
-}
-
-#[tokio::test]
-async fn a20_tls12_only_server_refused_without_retry() {
-    let td_a = Ca::root("td-a");
-    let leaf = td_a.spiffe_leaf(SERVER);
-    let server_config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(leaf.chain.clone(), leaf.key_der())
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    let task = tokio::spawn(async move {
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            counter.fetch_add(1, Ordering::SeqCst);
-            let _ = acceptor.accept(tcp).await;
-        }
-    });
-    let client = config(&td_a.spiffe_leaf(CLIENT), &[("td-a", &td_a)]);
-    let err = connect(&client, addr, SERVER).await.unwrap_err();
-    assert!(err.downcast_ref::<HandshakeFailed>().is_some(), "{err:?}");
-    assert_eq!(alert(&err), AlertDescription::ProtocolVersion);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        accepted.load(Ordering::SeqCst),
-        1,
-        "no retry at a lower version or in plaintext"
-    );
-    task.abort();
-}
-
-#[tokio::test]
-async fn a22_plaintext_to_tls_port() {
-    let td_a = Ca::root("td-a");
-    let server = Server::start(config(&td_a.spiffe_leaf(SERVER), &[("td-a", &td_a)])).await;
-    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let err = server.wait_error().await;
-    assert!(err.downcast_ref::<HandshakeFailed>().is_some(), "{err:?}");
-    // The connection is closed; whatever came back is not HTTP.
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut buf))
-        .await
-        .expect("connection closed");
-    assert!(!buf.starts_with(b"HTTP"), "{buf:?}");
-    assert_eq!(server.calls(), 0);
-}
-
-#[tokio::test]
-async fn a32_stalled_handshake_times_out() {
-    let td_a = Ca::root("td-a");
-    let server = Server::start(
-        builder(&td_a.spiffe_leaf(SERVER), &[("td-a", &td_a)])
-            .handshake_timeout(Duration::from_millis(300))
-            .build()
-            .unwrap(),
-    )
-    .await;
-    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    // Half a ClientHello: a handshake record header announcing 512 bytes, then 10 of them.
-    tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03])
-        .await
-        .unwrap();
-    let err = server.wait_error().await;
-    assert!(err.downcast_ref::<HandshakeTimeout>().is_some(), "{err:?}");
-    let mut buf = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut buf)).await;
-    assert!(closed.is_ok(), "the server closed the socket");
-    assert_eq!(server.calls(), 0);
 }
 
 #[tokio::test]

@@ -213,62 +213,249 @@ async fn g2_mismatched_pair_and_half_written_file_are_refused() {
         presented(&client, &server).await == new.cert
     })
     .await;
-    assert_eq!(server.calls(), 0);
-}
+    wait_status(&handle, "the error cleared", |s| {
+        s.last_error.is_none() && s.credentials_error.is_none()
+    })
+    .await;
 
-#[tokio::test]
-async fn g3_g4_bundle_rotation_with_overlap_and_refused_empty_bundle() {
-    let (old_root, new_root) = (Ca::root("td-a-old"), Ca::root("td-a-new"));
-    let dir = TempDir::new("g3");
-    let both = format!("{}{}", old_root.pem(), new_root.pem());
-    let (config, handle) = server_from_files(&dir, &new_root.spiffe_leaf(SERVER), &both);
-    let server = Server::start(config).await;
-    let trust = [("td-a", &new_root)];
-    let old_client = self::config(&old_root.spiffe_leaf(CLIENT), &trust);
-    let new_client = self::config(&new_root.spiffe_leaf(CLIENT), &trust);
-
-    // Overlap: both accepted.
-    let mut long = sender(connect(&old_client, server.addr, SERVER).await.unwrap()).await;
-    assert_eq!(send(&mut long).await.unwrap(), CLIENT);
-    let s = connect(&new_client, server.addr, SERVER).await.unwrap();
-    assert_eq!(get(s).await.unwrap(), CLIENT);
-
-    // G4: an empty bundle is refused and the overlap bundle kept.
-    write_atomic(&dir.path("bundle.pem"), "");
-    wait_status(&handle, "empty bundle refusal", |s| {
+    // An expired certificate (with its own matching key) is refused too.
+    let expired = td_a.leaf_with(|p| {
+        p.subject_alt_names = vec![crate::pki::uri(SERVER)];
+        p.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+        p.not_after = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    });
+    write_leaf(&dir, &expired);
+    wait_status(&handle, "expiry refusal", |s| {
         matches!(
-            s.last_error.as_deref(),
-            Some(TlsConfigError::EmptyBundle { .. })
+            s.credentials_error.as_deref(),
+            Some(TlsConfigError::NotValidNow { .. })
         )
     })
     .await;
-    let s = connect(&old_client, server.addr, SERVER).await.unwrap();
-    assert_eq!(get(s).await.unwrap(), CLIENT, "previous bundle kept");
+    assert_eq!(
+        presented(&client, &server).await,
+        new.cert,
+        "valid pair kept"
+    );
+}
 
-    // Remove the old root: old-issued clients are refused on new handshakes only.
-    write_atomic(&dir.path("bundle.pem"), &new_root.pem());
-    wait_for("old root removed", async || {
-        let s = connect(&old_client, server.addr, SERVER).await.unwrap();
+#[tokio::test]
+async fn refusals_are_tracked_per_kind_of_material() {
+    let td_a = Ca::root("td-a");
+    let dir = TempDir::new("kinds");
+    let leaf = td_a.spiffe_leaf(SERVER);
+    let (config, handle) = server_from_files(&dir, &leaf, &td_a.pem());
+    let server = Server::start(config).await;
+    wait_status(&handle, "first load", |s| s.generation >= 2).await;
+
+    // A bad certificate, then a good bundle change: the bundle is swapped in, and the
+    // certificate's refusal still stands.
+    let other = td_a.spiffe_leaf(SERVER);
+    write_atomic(&dir.path("cert.pem"), &other.cert_pem());
+    wait_status(&handle, "credentials refusal", |s| {
+        s.credentials_error.is_some()
+    })
+    .await;
+    let td_b = Ca::root("td-b");
+    write_atomic(
+        &dir.path("bundle.pem"),
+        &format!("{}{}", td_a.pem(), td_b.pem()),
+    );
+    let generation = handle.status().generation;
+    wait_status(&handle, "bundle accepted", |s| s.generation > generation).await;
+    let status = handle.status();
+    assert!(status.trust_error.is_none(), "{status:?}");
+    assert!(
+        matches!(
+            status.credentials_error.as_deref(),
+            Some(TlsConfigError::KeyMismatch { .. })
+        ),
+        "{status:?}"
+    );
+    assert!(status.last_error.is_some(), "a refusal still stands");
+
+    // A client from td-b (now trusted) gets through; the server still presents the old leaf.
+    let client_b = self::config(&td_b.spiffe_leaf(CLIENT), &[("td-a", &td_a)]);
+    let stream = connect(&client_b, server.addr, SERVER).await.unwrap();
+    assert_eq!(
+        stream.get_ref().1.peer_certificates().unwrap()[0],
+        leaf.cert
+    );
+    assert_eq!(get(stream).await.unwrap(), CLIENT);
+}
+
+#[tokio::test]
+async fn reloading_credentials_alone_keeps_the_built_trust_and_rotates_a_client() {
+    let td_a = Ca::root("td-a");
+    let server = Server::start(self::config(&td_a.spiffe_leaf(SERVER), &[("td-a", &td_a)])).await;
+
+    // A client whose certificate and key come from files; no bundle file is listed.
+    let dir = TempDir::new("client");
+    let old = td_a.spiffe_leaf(CLIENT);
+    write_leaf(&dir, &old);
+    let client = builder(&old, &[("td-a", &td_a)])
+        .credentials(
+            Credentials::from_pem_files(dir.path("cert.pem"), dir.path("key.pem")).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let handle = client.reload_from_files(
+        ReloadFiles::new(dir.path("cert.pem"), dir.path("key.pem")),
+        POLL,
+    );
+    wait_status(&handle, "first load", |s| s.generation >= 1).await;
+    for _ in 0..3 {
+        tokio::time::sleep(POLL).await;
+    }
+    let status = handle.status();
+    assert!(
+        status.last_error.is_none(),
+        "no bundle file, no error: {status:?}"
+    );
+    assert_eq!(status.generation, 1, "only the credentials were loaded");
+    let stream = connect(&client, server.addr, SERVER).await.unwrap();
+    assert_eq!(
+        get(stream).await.unwrap(),
+        CLIENT,
+        "built trust still in use"
+    );
+
+    // The client's own certificate rotates: new handshakes present it.
+    let new = td_a.spiffe_leaf(CLIENT);
+    write_leaf(&dir, &new);
+    wait_for("the client's new certificate", async || {
+        client.current_certificate() == new.cert
+    })
+    .await;
+    let stream = connect(&client, server.addr, SERVER).await.unwrap();
+    assert_eq!(get(stream).await.unwrap(), CLIENT);
+}
+
+#[tokio::test]
+async fn g5_a_connection_does_not_outlive_the_peer_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let td_a = Ca::root("td-a");
+    // The server's leaf expires in about two seconds; no maximum age is configured.
+    let short = td_a.leaf_with(|p| {
+        p.subject_alt_names = vec![crate::pki::uri(SERVER)];
+        p.not_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    });
+    let server = Server::start(self::config(&short, &[("td-a", &td_a)])).await;
+    let client = self::config(&td_a.spiffe_leaf(CLIENT), &[("td-a", &td_a)]);
+    let mut stream = connect(&client, server.addr, SERVER).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The response arrives; then the idle connection fails when the server's leaf expires.
+    let mut buf = [0u8; 1024];
+    let err = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => panic!("closed by the server, not by the certificate's expiry"),
+                Ok(_) => continue,
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("the connection ended at the certificate's expiry");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    let age = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<tower_mesh::tls::ConnectionAgeExceeded>())
+        .unwrap_or_else(|| panic!("not an age error: {err:?}"));
+    assert!(age.certificate_expired(), "{age:?}");
+    assert!(age.max_age() <= Duration::from_secs(3), "{age:?}");
+    assert!(stream.write_all(b"x").await.is_err(), "writes fail too");
+    assert_eq!(server.calls(), 1);
+}
+
+#[tokio::test]
+async fn crls_reload_with_the_bundle_and_revoke_on_new_handshakes_only() {
+    use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+    let td_a = Ca::root("td-a");
+    let crl = |serials: &[u8]| {
+        let now = time::OffsetDateTime::now_utc();
+        CertificateRevocationListParams {
+            this_update: now - time::Duration::hours(1),
+            next_update: now + time::Duration::hours(1),
+            crl_number: SerialNumber::from(vec![serials.len() as u8 + 1]),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| RevokedCertParams {
+                    serial_number: SerialNumber::from(vec![*s]),
+                    revocation_time: now - time::Duration::minutes(1),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&td_a.issuer())
+        .unwrap()
+        .pem()
+        .unwrap()
+    };
+    let dir = TempDir::new("crl");
+    write_leaf(&dir, &td_a.spiffe_leaf(SERVER));
+    write_atomic(&dir.path("bundle.pem"), &td_a.pem());
+    write_atomic(&dir.path("crl.pem"), &crl(&[]));
+    let td = TrustDomain::parse("td-a").unwrap();
+    let config = builder(&td_a.spiffe_leaf(SERVER), &[("td-a", &td_a)])
+        .build()
+        .unwrap();
+    let files = ReloadFiles::new(dir.path("cert.pem"), dir.path("key.pem"))
+        .with_spiffe_bundle(td.clone(), dir.path("bundle.pem"))
+        .with_spiffe_crls(td, dir.path("crl.pem"));
+    let handle = config.reload_from_files(files, POLL);
+    wait_status(&handle, "first load", |s| s.generation >= 2).await;
+    assert!(
+        handle.status().last_error.is_none(),
+        "{:?}",
+        handle.status()
+    );
+    let server = Server::start(config).await;
+
+    let doomed = Ca::leaf_with(&td_a, |p| {
+        p.subject_alt_names = vec![crate::pki::uri(CLIENT)];
+        p.serial_number = Some(SerialNumber::from(vec![0x42]));
+    });
+    let client = self::config(&doomed, &[("td-a", &td_a)]);
+    let mut long = sender(connect(&client, server.addr, SERVER).await.unwrap()).await;
+    assert_eq!(send(&mut long).await.unwrap(), CLIENT);
+
+    write_atomic(&dir.path("crl.pem"), &crl(&[0x42]));
+    wait_for("the revocation to apply", async || {
+        let s = connect(&client, server.addr, SERVER).await.unwrap();
         get(s).await.is_err()
     })
     .await;
     assert_eq!(
         cert_error(&server.wait_error().await),
-        rustls::CertificateError::UnknownIssuer
+        rustls::CertificateError::Revoked
     );
-    let calls = server.calls();
-    let s = connect(&old_client, server.addr, SERVER).await.unwrap();
-    assert!(get(s).await.is_err());
-    assert_eq!(
-        cert_error(&server.wait_error().await),
-        rustls::CertificateError::UnknownIssuer
-    );
-    assert_eq!(server.calls(), calls, "refused clients reached no handler");
     assert_eq!(
         send(&mut long).await.unwrap(),
         CLIENT,
-        "open connection untouched"
+        "an open connection is untouched"
     );
-    let s = connect(&new_client, server.addr, SERVER).await.unwrap();
-    assert_eq!(get(s).await.unwrap(), CLIENT);
+
+    // A garbage CRL file is refused and the revocation stays in force.
+    write_atomic(
+        &dir.path("crl.pem"),
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    );
+    wait_status(&handle, "CRL refusal", |s| {
+        matches!(
+            s.trust_error.as_deref(),
+            Some(TlsConfigError::InvalidCrl { .. })
+        )
+    })
+    .await;
+    let calls = server.calls();
+    let s = connect(&client, server.addr, SERVER).await.unwrap();
+    assert!(get(s).await.is_err(), "still revoked");
+    assert_eq!(server.calls(), calls);
 }

@@ -1,11 +1,13 @@
 //! Group B: SPIFFE identity extraction and validation, through real handshakes.
 
-use rcgen::KeyUsagePurpose;
+use rcgen::{KeyUsagePurpose, SanType};
 use tower_mesh::identity::{CertificateIdentityError, Identity, IdentityErrorKind};
 use tower_mesh::tls::{BadPeerCertificate, IdentityMismatch, UnknownTrustDomain};
 
+use crate::hostile::*;
 use crate::pki::{Ca, Leaf, dns, uri};
 use crate::support::*;
+use crate::wire::{APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, records};
 
 const SERVER: &str = "spiffe://td-a/ns/x/sa/server";
 const CLIENT: &str = "spiffe://td-a/ns/x/sa/client";
@@ -71,6 +73,36 @@ async fn b3_no_uri_san() {
     // Server side, no DNS bundle configured: refused (strict).
     let err = server_rejects(&td_a, &leaf).await;
     assert_eq!(cert_error(&err), rustls::CertificateError::UnknownIssuer);
+}
+
+#[tokio::test]
+async fn b3_no_uri_san_under_permissive_is_refused_not_anonymous() {
+    // `allow_unauthenticated` documents that "a client that does present a certificate is
+    // still verified fully and refused if invalid": permissive admits clients with *no*
+    // certificate as anonymous, never a client whose certificate fails. A DNS-only leaf on a
+    // SPIFFE-only server has no bundle (no DNS bundle configured), so it is refused, not
+    // demoted to anonymous.
+    let td_a = Ca::root("td-a");
+    let permissive = builder(&td_a.spiffe_leaf(SERVER), &[("td-a", &td_a)])
+        .allow_unauthenticated()
+        .build()
+        .unwrap();
+    let server = Server::start(permissive).await;
+    let leaf = td_a.leaf_with(|p| p.subject_alt_names = vec![dns("client.td-a")]);
+    let client = config(&leaf, &[("td-a", &td_a)]);
+    let stream = connect(&client, server.addr, SERVER).await.unwrap();
+    assert!(get(stream).await.is_err(), "refused on first I/O");
+    assert_eq!(
+        cert_error(&server.wait_error().await),
+        rustls::CertificateError::UnknownIssuer
+    );
+    assert_eq!(server.calls(), 0);
+    // The same server does let a client without any certificate in, as anonymous.
+    let anonymous = attack(&server, attacker(&[&rustls::version::TLS13], None))
+        .await
+        .unwrap();
+    assert_eq!(anonymous, "anonymous");
+    assert_eq!(server.calls(), 1);
 }
 
 #[tokio::test]
@@ -168,14 +200,90 @@ async fn b11_expected_id_mismatch_aborts_before_any_request_byte() {
 }
 
 #[tokio::test]
-async fn b12_sni_irrelevant_in_spiffe_mode() {
-    // Connecting to an IP with a URI-only certificate succeeds iff the URI SAN matches.
+async fn b11_nothing_but_the_client_hello_and_one_alert_reaches_the_wire() {
+    // A byte-counting proxy between the mesh client and the server. On a mismatch the client
+    // sends its ClientHello, at most a middlebox-compatibility change_cipher_spec, and one
+    // encrypted alert (19 bytes: 2 of alert, 1 of inner content type, a 16-byte AEAD tag):
+    // no certificate, no Finished, no request byte.
     let td_a = Ca::root("td-a");
-    let server = Server::start(config(&td_a.spiffe_leaf(SERVER), &[("td-a", &td_a)])).await;
+    let leaf = td_a.spiffe_leaf("spiffe://td-a/ns/p/sa/other");
+    let server = Server::start(config(&leaf, &[("td-a", &td_a)])).await;
+    let proxy = Proxy::start(server.addr, |hello| hello).await;
+    let client = config(&td_a.spiffe_leaf(CLIENT), &[("td-a", &td_a)]);
+    let err = connect(&client, proxy.addr, "spiffe://td-a/ns/p/sa/payments")
+        .await
+        .unwrap_err();
+    assert!(find::<IdentityMismatch>(err.as_ref()).is_some(), "{err:?}");
+    let sent = records(&proxy.client_bytes(0).await);
+    assert_eq!(
+        (sent[0].0, sent[0].1[0]),
+        (HANDSHAKE, 1),
+        "a ClientHello first"
+    );
+    let after: Vec<_> = sent[1..]
+        .iter()
+        .filter(|(kind, payload)| !(*kind == CHANGE_CIPHER_SPEC && payload[..] == [1]))
+        .map(|(kind, payload)| (*kind, payload.len()))
+        .collect();
+    assert_eq!(after, [(APPLICATION_DATA, 19)], "only the encrypted alert");
+    let server_err = server.wait_error().await;
+    assert_eq!(
+        rustls_error(server_err.as_ref()),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateUnknown
+        ))
+    );
+    assert_eq!(server.calls(), 0);
+    // Control: with the right expectation the same proxy carries the client's certificate,
+    // Finished and request, in more and larger records.
+    let stream = connect(&client, proxy.addr, "spiffe://td-a/ns/p/sa/other")
+        .await
+        .unwrap();
+    assert_eq!(get(stream).await.unwrap(), CLIENT);
+    let sent = records(&proxy.client_bytes(1).await);
+    let encrypted: usize = sent
+        .iter()
+        .filter(|(kind, _)| *kind == APPLICATION_DATA)
+        .map(|(_, payload)| payload.len())
+        .sum();
+    assert!(encrypted > 19 + 200, "{sent:?}");
+    assert_eq!(server.calls(), 1);
+}
+
+#[tokio::test]
+async fn b12_sni_irrelevant_in_spiffe_mode() {
+    // Connecting to 127.0.0.1, the URI SAN alone decides. DNS and IP SANs that do not name
+    // the address connected to are no obstacle...
+    let td_a = Ca::root("td-a");
+    let elsewhere = td_a.leaf_with(|p| {
+        p.subject_alt_names = vec![
+            uri(SERVER),
+            dns("elsewhere.example"),
+            SanType::IpAddress([192, 0, 2, 7].into()),
+        ]
+    });
+    let server = Server::start(config(&elsewhere, &[("td-a", &td_a)])).await;
     let client = config(&td_a.spiffe_leaf(CLIENT), &[("td-a", &td_a)]);
     assert!(server.addr.ip().is_loopback());
     let stream = connect(&client, server.addr, SERVER).await.unwrap();
     assert_eq!(get(stream).await.unwrap(), CLIENT);
+    assert_eq!(server.calls(), 1);
+    // ...and DNS and IP SANs that do name it (localhost, 127.0.0.1) are no help when the URI
+    // SAN is another workload's.
+    let impostor = td_a.leaf_with(|p| {
+        p.subject_alt_names = vec![
+            uri("spiffe://td-a/ns/x/sa/other"),
+            dns("localhost"),
+            SanType::IpAddress(server.addr.ip()),
+        ]
+    });
+    let err = client_rejects(&td_a, &impostor, SERVER).await;
+    let mismatch = find::<IdentityMismatch>(err.as_ref()).expect("IdentityMismatch");
+    assert_eq!(mismatch.expected().as_str(), SERVER);
+    assert_eq!(
+        mismatch.presented().map(|i| i.as_str()),
+        Some("spiffe://td-a/ns/x/sa/other")
+    );
 }
 
 #[tokio::test]
@@ -192,6 +300,8 @@ async fn trust_bundle_chosen_by_trust_domain_never_by_trying_every_root() {
         .await
         .unwrap_err();
     assert_eq!(cert_error(&err), rustls::CertificateError::UnknownIssuer);
+    assert!(rustls_error(server.wait_error().await.as_ref()).is_some());
+    assert_eq!(server.calls(), 0);
     // Same on the server side: a td-b client signed by td-a's root.
     let server = Server::start(config(
         &td_a.spiffe_leaf(SERVER),
@@ -214,6 +324,18 @@ async fn trust_bundle_chosen_by_trust_domain_never_by_trying_every_root() {
         find::<UnknownTrustDomain>(err.as_ref()).is_some(),
         "{err:?}"
     );
+    assert!(rustls_error(server.wait_error().await.as_ref()).is_some());
+    assert_eq!(server.calls(), 0);
+    // ... and so on the server side: a client of td-c, which the server has no bundle for.
+    let client = config(&td_a.spiffe_leaf("spiffe://td-c/c"), &[("td-a", &td_a)]);
+    let stream = connect(&client, server.addr, SERVER).await.unwrap();
+    assert!(get(stream).await.is_err());
+    let err = server.wait_error().await;
+    assert!(
+        find::<UnknownTrustDomain>(err.as_ref()).is_some(),
+        "{err:?}"
+    );
+    assert_eq!(server.calls(), 0);
 }
 
 #[test]

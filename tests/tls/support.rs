@@ -63,12 +63,46 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) async fn start(config: TlsConfig) -> Server {
+        let acceptor = TlsAcceptor::new(config);
+        Server::spawn(move |tcp, calls, errors| {
+            let acceptor = acceptor.clone();
+            async move {
+                match acceptor.oneshot(tcp).await {
+                    Ok(stream) => serve(stream, calls).await,
+                    Err(err) => errors.lock().unwrap().push(err),
+                }
+            }
+        })
+        .await
+    }
+
+    /// A plain rustls server (not our acceptor): the attacker's or a misconfigured peer's side
+    /// when only our client is under test. Requests reaching its HTTP handler are counted in
+    /// `calls` just the same.
+    pub(crate) async fn start_rustls(config: rustls::ServerConfig) -> Server {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Server::spawn(move |tcp, calls, errors| {
+            let acceptor = acceptor.clone();
+            async move {
+                match acceptor.accept(tcp).await {
+                    Ok(stream) => serve_io(stream, None, calls).await,
+                    Err(err) => errors.lock().unwrap().push(err.into()),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn spawn<F, Fut>(handle: F) -> Server
+    where
+        F: Fn(TcpStream, Arc<AtomicUsize>, Arc<Mutex<Vec<BoxError>>>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let calls = Arc::new(AtomicUsize::new(0));
         let accepted = Arc::new(AtomicUsize::new(0));
         let errors = Arc::new(Mutex::new(Vec::new()));
-        let acceptor = TlsAcceptor::new(config);
         let (c, a, e) = (calls.clone(), accepted.clone(), errors.clone());
         let task = tokio::spawn(async move {
             loop {
@@ -76,17 +110,7 @@ impl Server {
                     return;
                 };
                 a.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, calls, errors) = (acceptor.clone(), c.clone(), e.clone());
-                tokio::spawn(async move {
-                    let stream = match acceptor.oneshot(tcp).await {
-                        Ok(stream) => stream,
-                        Err(err) => {
-                            errors.lock().unwrap().push(err);
-                            return;
-                        }
-                    };
-                    serve(stream, calls).await;
-                });
+                tokio::spawn(handle(tcp, c.clone(), e.clone()));
             }
         });
         Server {
@@ -100,6 +124,10 @@ impl Server {
 
     pub(crate) fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Waits (up to 20 s) for the server to record a refused connection, and returns it.
@@ -124,6 +152,14 @@ impl Drop for Server {
 /// extensions (the documented pattern).
 pub(crate) async fn serve(stream: TlsStream<TcpStream>, calls: Arc<AtomicUsize>) {
     let peer = stream.peer_identity().cloned();
+    serve_io(stream, peer, calls).await;
+}
+
+/// Serves HTTP/1 on any stream, answering with `peer` (or "anonymous").
+pub(crate) async fn serve_io<IO>(io: IO, peer: Option<PeerIdentity>, calls: Arc<AtomicUsize>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         if let Some(peer) = &peer {
             req.extensions_mut().insert(peer.clone());
@@ -138,7 +174,7 @@ pub(crate) async fn serve(stream: TlsStream<TcpStream>, calls: Arc<AtomicUsize>)
         }
     });
     let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .await;
 }
 
@@ -199,12 +235,12 @@ pub(crate) fn rustls_error(err: &(dyn std::error::Error + 'static)) -> Option<ru
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls.clone());
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return Some(tls.clone());
-                }
-            }
+        if let Some(tls) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls.clone());
         }
         cur = e.source();
     }
@@ -216,12 +252,14 @@ pub(crate) fn rustls_error(err: &(dyn std::error::Error + 'static)) -> Option<ru
 pub(crate) fn find<T: std::error::Error + Clone + 'static>(
     err: &(dyn std::error::Error + 'static),
 ) -> Option<T> {
-    if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) =
-        rustls_error(err)
-    {
-        if let Some(t) = other.0.downcast_ref::<T>() {
-            return Some(t.clone());
+    let other = match rustls_error(err) {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+            Some(other)
         }
+        _ => None,
+    };
+    if let Some(t) = other.as_ref().and_then(|o| o.0.downcast_ref::<T>()) {
+        return Some(t.clone());
     }
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
@@ -247,4 +285,21 @@ pub(crate) fn alert(err: &BoxError) -> rustls::AlertDescription {
         Some(rustls::Error::AlertReceived(a)) => a,
         other => panic!("expected an alert, got {other:?} from {err:?}"),
     }
+}
+
+/// The name of the webpki error rustls passes through as `CertificateError::Other`, if that is
+/// what `e` is. rustls-webpki is not a dependency of ours, so the error cannot be downcast; its
+/// `Debug` form (a unit variant's name) is compared instead, exactly.
+pub(crate) fn webpki_error(e: &rustls::CertificateError) -> Option<String> {
+    match e {
+        rustls::CertificateError::Other(other) => Some(format!("{:?}", other.0)),
+        _ => None,
+    }
+}
+
+/// Whether `e` is exactly the webpki error `name`, which rustls 0.23 passes through as
+/// `CertificateError::Other` (rustls `src/webpki/mod.rs`, `pki_error`: only validity, issuer,
+/// name, revocation, signature and EKU errors get their own variants).
+pub(crate) fn webpki(e: &rustls::CertificateError, name: &str) -> bool {
+    webpki_error(e).as_deref() == Some(name)
 }

@@ -230,8 +230,8 @@ impl DnsBuilder {
     ///
     /// # Errors
     ///
-    /// [`DnsError`] naming the first bad setting, or [`DnsError::SystemConfig`] when the system
-    /// resolver is chosen and its configuration cannot be read.
+    /// [`DnsError`] naming the first bad setting, or [`DnsError::SystemConfig`] naming the file
+    /// when the system resolver is chosen and its configuration cannot be read.
     pub fn build(self) -> Result<Dns, DnsError> {
         let target = self.checked()?;
         let lookups = lookup::Lookups::new(

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::BoxError;
@@ -45,9 +46,16 @@ pub enum DnsError {
     /// An explicit resolver was asked for with no name server address.
     #[error("no dns name server address given")]
     NoNameServers,
-    /// The system resolver configuration (`/etc/resolv.conf` on Unix) could not be read.
-    #[error("cannot read the system dns configuration")]
-    SystemConfig(#[source] BoxError),
+    /// The system resolver configuration could not be read or parsed.
+    #[error("cannot read the system dns configuration{}", from_path(.path.as_deref()))]
+    SystemConfig {
+        /// The file it was read from: `/etc/resolv.conf` on Unix; `None` where the
+        /// configuration is not a file (the Windows registry).
+        path: Option<PathBuf>,
+        /// Why it could not be read: the I/O error, or the resolver's parse error.
+        #[source]
+        source: BoxError,
+    },
     /// One lookup failed; the source keeps its last good set and retries with backoff.
     #[error("dns lookup of {name} failed: {failure}")]
     Lookup {
@@ -70,6 +78,12 @@ impl DnsError {
             _ => None,
         }
     }
+}
+
+/// `" from <path>"`, or nothing.
+fn from_path(path: Option<&Path>) -> String {
+    path.map(|p| format!(" from {}", p.display()))
+        .unwrap_or_default()
 }
 
 /// The kind of a failed lookup.

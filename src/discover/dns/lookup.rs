@@ -7,12 +7,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::ProtoErrorKind;
-use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::{Name, ResolveError, TokioResolver};
+use hickory_resolver::{Name, TokioResolver};
 
+use super::answer::{Addrs, Known, Nothing, classify};
 use super::builder::{IpStrategy, ResolverChoice};
 use super::error::{DnsError, LookupFailure};
 use super::srv::{self, SrvRecord};
@@ -53,8 +52,7 @@ impl Lookups {
             reason: e.to_string(),
         })?;
         let (config, mut opts) = match choice {
-            ResolverChoice::System => hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| DnsError::SystemConfig(Box::new(e)))?,
+            ResolverChoice::System => system_conf()?,
             ResolverChoice::NameServers(addrs) => {
                 let mut config = ResolverConfig::from_parts(None, Vec::new(), Vec::new());
                 for &addr in addrs {
@@ -191,34 +189,67 @@ impl Lookups {
         })
     }
 
-    /// The addresses of one SRV target: from the answer's additional section when it has some
-    /// of the wanted family, else looked up.
+    /// The addresses of one SRV target, per the IP strategy: each address family the strategy
+    /// wants is taken from the answer's additional section when it carries addresses of that
+    /// family for the target, and looked up otherwise. A section with only A records says
+    /// nothing about AAAA records (servers may leave any of it out), so under
+    /// [`IpStrategy::Ipv4AndIpv6`] the AAAA records are still looked up.
     async fn target_addresses(
         &self,
         target: &Name,
         additional: &HashMap<Name, (Vec<IpAddr>, u32)>,
     ) -> Result<Addrs, DnsError> {
-        if let Some((ips, ttl)) = additional.get(target) {
-            let ips = filter_family(ips, self.strategy);
-            if !ips.is_empty() {
-                return Ok(Addrs::Found { ips, ttl: *ttl });
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        let mut ttl = u32::MAX;
+        if let Some((ips, t)) = additional.get(target) {
+            for &ip in ips {
+                if ip.is_ipv4() {
+                    v4.push(ip)
+                } else {
+                    v6.push(ip)
+                }
             }
+            ttl = *t;
         }
-        self.addresses(target, &target.to_string()).await
+        let known = |mut ips: Vec<IpAddr>| {
+            (!ips.is_empty()).then(|| {
+                ips.sort_unstable();
+                ips.dedup();
+                Addrs::Found { ips, ttl }
+            })
+        };
+        let known = Known {
+            v4: known(v4),
+            v6: known(v6),
+        };
+        self.resolve_addresses(target, &target.to_string(), known)
+            .await
     }
 
     /// The addresses of a name, per the IP strategy.
     async fn addresses(&self, name: &Name, display: &str) -> Result<Addrs, DnsError> {
+        self.resolve_addresses(name, display, Known::default())
+            .await
+    }
+
+    /// The addresses of a name per the IP strategy, looking up only the families not `known`.
+    async fn resolve_addresses(
+        &self,
+        name: &Name,
+        display: &str,
+        known: Known,
+    ) -> Result<Addrs, DnsError> {
         use RecordType::{A, AAAA};
+        let Known { v4, v6 } = known;
         match self.strategy {
-            IpStrategy::Ipv4Only => self.family(name, display, A).await,
-            IpStrategy::Ipv6Only => self.family(name, display, AAAA).await,
-            IpStrategy::Ipv4ThenIpv6 => self.first_found(name, display, A, AAAA).await,
-            IpStrategy::Ipv6ThenIpv4 => self.first_found(name, display, AAAA, A).await,
+            IpStrategy::Ipv4Only => self.known_or_lookup(v4, name, display, A).await,
+            IpStrategy::Ipv6Only => self.known_or_lookup(v6, name, display, AAAA).await,
+            IpStrategy::Ipv4ThenIpv6 => self.first_found(name, display, (v4, A), (v6, AAAA)).await,
+            IpStrategy::Ipv6ThenIpv4 => self.first_found(name, display, (v6, AAAA), (v4, A)).await,
             IpStrategy::Ipv4AndIpv6 => {
                 let (v4, v6) = futures_util::future::join(
-                    self.family(name, display, A),
-                    self.family(name, display, AAAA),
+                    self.known_or_lookup(v4, name, display, A),
+                    self.known_or_lookup(v6, name, display, AAAA),
                 )
                 .await;
                 Ok(v4?.union(v6?))
@@ -226,16 +257,37 @@ impl Lookups {
         }
     }
 
+    /// The addresses of the `first` family, or when the name has none, of the `then` family.
     async fn first_found(
         &self,
         name: &Name,
         display: &str,
-        first: RecordType,
-        then: RecordType,
+        first: (Option<Addrs>, RecordType),
+        then: (Option<Addrs>, RecordType),
     ) -> Result<Addrs, DnsError> {
-        match self.family(name, display, first).await? {
+        match self
+            .known_or_lookup(first.0, name, display, first.1)
+            .await?
+        {
             found @ Addrs::Found { .. } => Ok(found),
-            nothing => Ok(nothing.union(self.family(name, display, then).await?)),
+            nothing => {
+                let then = self.known_or_lookup(then.0, name, display, then.1).await?;
+                Ok(nothing.union(then))
+            }
+        }
+    }
+
+    /// `known` when there is one, else the addresses of one record type, looked up.
+    async fn known_or_lookup(
+        &self,
+        known: Option<Addrs>,
+        name: &Name,
+        display: &str,
+        rtype: RecordType,
+    ) -> Result<Addrs, DnsError> {
+        match known {
+            Some(addrs) => Ok(addrs),
+            None => self.family(name, display, rtype).await,
         }
     }
 
@@ -285,120 +337,33 @@ impl std::fmt::Debug for Lookups {
     }
 }
 
-/// The addresses of one name.
-#[derive(Debug)]
-enum Addrs {
-    Found { ips: Vec<IpAddr>, ttl: u32 },
-    Nothing(Nothing),
+/// The system resolver configuration: `/etc/resolv.conf`, read here rather than by hickory so
+/// that an error names the file.
+#[cfg(unix)]
+fn system_conf() -> Result<(ResolverConfig, ResolverOpts), DnsError> {
+    read_resolv_conf(std::path::Path::new("/etc/resolv.conf"))
 }
 
-/// An answer saying there is nothing at a name.
-#[derive(Debug)]
-pub(super) struct Nothing {
-    pub(super) failure: LookupFailure,
-    pub(super) ttl: Option<u32>,
-    source: Option<ResolveError>,
-}
-
-impl Addrs {
-    /// The addresses of both lookups: found if either found any; "does not exist" only if
-    /// neither name exists.
-    fn union(self, other: Addrs) -> Addrs {
-        match (self, other) {
-            (Addrs::Found { mut ips, ttl }, Addrs::Found { ips: more, ttl: t }) => {
-                ips.extend(more);
-                ips.sort_unstable();
-                ips.dedup();
-                Addrs::Found {
-                    ips,
-                    ttl: ttl.min(t),
-                }
-            }
-            (found @ Addrs::Found { .. }, Addrs::Nothing(_))
-            | (Addrs::Nothing(_), found @ Addrs::Found { .. }) => found,
-            (Addrs::Nothing(a), Addrs::Nothing(b)) => Addrs::Nothing(Nothing {
-                failure: if a.failure == LookupFailure::NxDomain
-                    && b.failure == LookupFailure::NxDomain
-                {
-                    LookupFailure::NxDomain
-                } else {
-                    LookupFailure::NoRecords
-                },
-                ttl: match (a.ttl, b.ttl) {
-                    (Some(x), Some(y)) => Some(x.min(y)),
-                    (x, y) => x.or(y),
-                },
-                source: a.source.or(b.source),
-            }),
-        }
-    }
-}
-
-impl Nothing {
-    fn into_resolved(self, name: &str) -> Resolved {
-        Resolved::Nothing {
-            ttl: self.ttl,
-            error: DnsError::Lookup {
-                name: name.to_owned(),
-                failure: self.failure,
-                source: self.source.map(|e| Box::new(e) as _),
-            },
-        }
-    }
-}
-
-/// Sorts a resolver error into an answer saying there is nothing (`Ok`), or a failure to get an
-/// answer (`Err`).
-pub(super) fn classify(name: &str, error: ResolveError) -> Result<Nothing, DnsError> {
-    let failure = match error.proto().map(|p| p.kind()) {
-        Some(ProtoErrorKind::NoRecordsFound {
-            response_code,
-            negative_ttl,
-            ..
-        }) => {
-            let failure = match *response_code {
-                ResponseCode::NXDomain => LookupFailure::NxDomain,
-                ResponseCode::NoError => LookupFailure::NoRecords,
-                _ => LookupFailure::ServerFailure,
-            };
-            if failure.is_empty_answer() {
-                return Ok(Nothing {
-                    failure,
-                    ttl: *negative_ttl,
-                    source: Some(error),
-                });
-            }
-            failure
-        }
-        Some(ProtoErrorKind::Timeout) => LookupFailure::Timeout,
-        Some(ProtoErrorKind::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut => {
-            LookupFailure::Timeout
-        }
-        _ => LookupFailure::Other,
-    };
-    Err(DnsError::Lookup {
-        name: name.to_owned(),
-        failure,
-        source: Some(Box::new(error)),
+/// The system resolver configuration, from where the platform keeps it (not a file).
+#[cfg(not(unix))]
+fn system_conf() -> Result<(ResolverConfig, ResolverOpts), DnsError> {
+    hickory_resolver::system_conf::read_system_conf().map_err(|e| DnsError::SystemConfig {
+        path: None,
+        source: Box::new(e),
     })
 }
 
-/// The addresses of the wanted family among `ips`.
-fn filter_family(ips: &[IpAddr], strategy: IpStrategy) -> Vec<IpAddr> {
-    let v4: Vec<IpAddr> = ips.iter().copied().filter(IpAddr::is_ipv4).collect();
-    let v6: Vec<IpAddr> = ips.iter().copied().filter(IpAddr::is_ipv6).collect();
-    let mut out = match strategy {
-        IpStrategy::Ipv4Only => v4,
-        IpStrategy::Ipv6Only => v6,
-        IpStrategy::Ipv4ThenIpv6 if !v4.is_empty() => v4,
-        IpStrategy::Ipv4ThenIpv6 => v6,
-        IpStrategy::Ipv6ThenIpv4 if !v6.is_empty() => v6,
-        IpStrategy::Ipv6ThenIpv4 => v4,
-        IpStrategy::Ipv4AndIpv6 => ips.to_vec(),
+/// Reads and parses a `resolv.conf` file as hickory's `read_system_conf` does.
+#[cfg(unix)]
+pub(super) fn read_resolv_conf(
+    path: &std::path::Path,
+) -> Result<(ResolverConfig, ResolverOpts), DnsError> {
+    let fail = |source: crate::error::BoxError| DnsError::SystemConfig {
+        path: Some(path.to_owned()),
+        source,
     };
-    out.sort_unstable();
-    out.dedup();
-    out
+    let data = std::fs::read(path).map_err(|e| fail(e.into()))?;
+    hickory_resolver::system_conf::parse_resolv_conf(data).map_err(|e| fail(e.into()))
 }
 
 fn min_ttl(a: Option<u32>, b: u32) -> Option<u32> {

@@ -12,9 +12,10 @@
 //!   follows. Weights are used as they are when none is 0, and all endpoints get weight 1 when
 //!   all are 0. When some are 0 and some are not, RFC 2782 asks that the weight-0 records get "a
 //!   very small chance" of selection: nonzero weights are multiplied by 100 and 0 becomes 1, so a
-//!   weight-0 record gets 1/100 of a weight-1 record's share. Targets are resolved through the
-//!   answer's additional section when it carries their addresses, else with their own A/AAAA
-//!   lookups. A target of `.` is skipped (the service is "decidedly not available" there). An
+//!   weight-0 record gets 1/100 of a weight-1 record's share. Each address family the
+//!   [`IpStrategy`] wants for a target is taken from the answer's additional section when it
+//!   carries addresses of that family for the target, and looked up otherwise (a section with
+//!   only A records does not mean the target has no AAAA records). A target of `.` is skipped (the service is "decidedly not available" there). An
 //!   address named by several records is one endpoint whose weight is their sum. Each address
 //!   of a target gets that record's full weight.
 //!
@@ -80,6 +81,7 @@
 //! # }
 //! ```
 
+mod answer;
 mod builder;
 mod error;
 mod lookup;
@@ -251,5 +253,7 @@ impl Refresher {
     }
 }
 
+#[cfg(test)]
+mod server_tests;
 #[cfg(test)]
 mod tests;

@@ -360,13 +360,50 @@ fn builder_refuses_bad_settings_naming_them() {
 }
 
 #[test]
-fn builds_without_a_runtime_and_sends_nothing_until_polled() {
+fn builds_without_a_runtime() {
+    // Building spawns nothing (that would panic here, outside a runtime); that nothing is sent
+    // before the first poll is checked against a name server in `server_tests`.
     let dns = Dns::srv("_http._tcp.api.internal")
         .name_servers(["127.0.0.1:53".parse().unwrap()])
         .build()
         .unwrap();
     assert!(dns.target().is_srv());
     assert!(format!("{dns:?}").contains("_http._tcp.api.internal"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_system_configuration_that_cannot_be_read_is_named() {
+    let missing = std::env::temp_dir().join(format!(
+        "tower-mesh-no-such-resolv-{}.conf",
+        std::process::id()
+    ));
+    let err = lookup::read_resolv_conf(&missing).unwrap_err();
+    let DnsError::SystemConfig { path, source } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(path.as_deref(), Some(missing.as_path()));
+    assert!(
+        source.downcast_ref::<std::io::Error>().is_some(),
+        "{source:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot read the system dns configuration from {}",
+            missing.display()
+        )
+    );
+    // A file that is there is parsed as hickory would.
+    let file = std::env::temp_dir().join(format!("tower-mesh-resolv-{}.conf", std::process::id()));
+    std::fs::write(&file, "nameserver 127.0.0.1\n").unwrap();
+    let parsed = lookup::read_resolv_conf(&file);
+    let _ = std::fs::remove_file(&file);
+    let (config, _) = parsed.unwrap();
+    assert_eq!(
+        config.name_servers()[0].socket_addr,
+        "127.0.0.1:53".parse().unwrap()
+    );
 }
 
 #[test]
@@ -398,12 +435,12 @@ fn lookup_failures_are_classified() {
             authorities: None,
         }))
     };
-    let nx = lookup::classify("a.example", no_records(ResponseCode::NXDomain, Some(30))).unwrap();
+    let nx = answer::classify("a.example", no_records(ResponseCode::NXDomain, Some(30))).unwrap();
     assert_eq!((nx.failure, nx.ttl), (LookupFailure::NxDomain, Some(30)));
-    let nodata = lookup::classify("a.example", no_records(ResponseCode::NoError, None)).unwrap();
+    let nodata = answer::classify("a.example", no_records(ResponseCode::NoError, None)).unwrap();
     assert_eq!(nodata.failure, LookupFailure::NoRecords);
     for code in [ResponseCode::ServFail, ResponseCode::Refused] {
-        let err = lookup::classify("a.example", no_records(code, None)).unwrap_err();
+        let err = answer::classify("a.example", no_records(code, None)).unwrap_err();
         assert_eq!(err.lookup_failure(), Some(LookupFailure::ServerFailure));
         assert!(std::error::Error::source(&err).is_some());
         assert_eq!(
@@ -412,6 +449,6 @@ fn lookup_failures_are_classified() {
         );
     }
     let timeout = ResolveError::from(ProtoError::from(ProtoErrorKind::Timeout));
-    let err = lookup::classify("a.example", timeout).unwrap_err();
+    let err = answer::classify("a.example", timeout).unwrap_err();
     assert_eq!(err.lookup_failure(), Some(LookupFailure::Timeout));
 }

@@ -8,15 +8,14 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::{Buf, Bytes};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
+use hyper::StatusCode;
 use hyper::body::Incoming;
-use hyper::{Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
-use serde::Deserialize;
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpStream;
 
-use super::error::{ConfigError, EtcdError, shown};
+use super::error::{ConfigError, EtcdError};
+use super::member::{Member, parse};
 
 /// The etcd cluster to talk to: one or more member URLs and a request timeout.
 ///
@@ -30,8 +29,13 @@ use super::error::{ConfigError, EtcdError, shown};
 /// # Defaults
 ///
 /// - request timeout: 5 s, for connecting and for each unary request (the watch stream itself
-///   has no timeout: a quiet prefix is normal). Long enough for an etcd under load, short enough
-///   that a dead member is left for the next one while a lease of a few seconds survives.
+///   has no timeout: a quiet prefix is normal; [`Builder::watch_liveness`](super::Builder::watch_liveness)
+///   checks it instead). Long enough for an etcd under load, short enough that a dead member is
+///   left for the next one while a lease of a few seconds survives.
+/// - TCP keepalive on every connection: first probe after 30 s without traffic, then every
+///   10 s, and the connection fails after 3 unanswered probes, so the kernel notices a peer that
+///   vanished without a FIN or RST (a powered-off host, a NAT or load balancer that dropped the
+///   flow) within about a minute instead of the system default of over two hours.
 ///
 /// # Examples
 ///
@@ -48,6 +52,7 @@ pub struct Cluster {
     members: Arc<[Member]>,
     first: Arc<AtomicUsize>,
     timeout: Duration,
+    connector: HttpConnector,
 }
 
 impl Cluster {
@@ -67,10 +72,16 @@ impl Cluster {
         if members.is_empty() {
             return Err(ConfigError::NoUrls);
         }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(KEEPALIVE_IDLE));
+        connector.set_keepalive_interval(Some(KEEPALIVE_INTERVAL));
+        connector.set_keepalive_retries(Some(KEEPALIVE_RETRIES));
         Ok(Cluster {
             members: members.into(),
             first: Arc::default(),
             timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            connector,
         })
     }
 
@@ -109,29 +120,10 @@ impl Cluster {
         let body = Bytes::from(body.to_string());
         let mut last = None;
         for member in self.in_order() {
-            let attempt = async {
-                let (status, incoming) = member.post(path, body.clone()).await?;
-                let bytes = Limited::new(incoming, MAX_BODY)
-                    .collect()
-                    .await
-                    .map_err(|e| member.transport(e))?
-                    .to_bytes();
-                Ok::<_, EtcdError>((status, bytes))
-            };
-            let result = match tokio::time::timeout(self.timeout, attempt).await {
-                Ok(r) => r,
-                Err(_) => Err(member.timeout(path, self.timeout)),
-            };
-            match result {
+            match self.exchange(member, path, body.clone()).await {
                 Ok((status, bytes)) if status == StatusCode::OK => {
                     self.answered(member);
-                    return serde_json::from_slice(&bytes)
-                        .map(|answer| (answer, member.url.as_str()))
-                        .map_err(|e| EtcdError::Response {
-                            url: member.url.clone(),
-                            path,
-                            reason: format!("{e} in {:?}", shown(&bytes)),
-                        });
+                    return parse(member, path, &bytes).map(|answer| (answer, member.url.as_str()));
                 }
                 Ok((status, bytes)) if status != StatusCode::SERVICE_UNAVAILABLE => {
                     self.answered(member);
@@ -145,17 +137,63 @@ impl Cluster {
         Err(last.unwrap_or(EtcdError::Config(ConfigError::NoUrls)))
     }
 
+    /// One unary call to the member at `url` only, on a new connection, within the request
+    /// timeout: the watch's liveness check, which must ask the member the watch is on, not
+    /// whichever answers.
+    pub(crate) async fn probe(
+        &self,
+        url: &str,
+        path: &'static str,
+        body: &serde_json::Value,
+    ) -> Result<(), EtcdError> {
+        let Some(member) = self.members.iter().find(|m| m.url == url) else {
+            return Err(EtcdError::Config(ConfigError::InvalidUrl {
+                url: url.to_owned(),
+                reason: "not a member of this cluster",
+            }));
+        };
+        let body = Bytes::from(body.to_string());
+        match self.exchange(member, path, body).await? {
+            (StatusCode::OK, bytes) => {
+                parse::<super::proto::Ignored>(member, path, &bytes).map(drop)
+            }
+            (status, bytes) => Err(member.server_error(path, status, &bytes)),
+        }
+    }
+
+    /// POSTs `body` to one member and reads the whole answer, within the request timeout.
+    async fn exchange(
+        &self,
+        member: &Member,
+        path: &'static str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), EtcdError> {
+        let attempt = async {
+            let (status, incoming) = member.post(&self.connector, path, body).await?;
+            let bytes = Limited::new(incoming, MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| member.transport(e))?
+                .to_bytes();
+            Ok::<_, EtcdError>((status, bytes))
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(member.timeout(path, self.timeout)),
+        }
+    }
+
     /// Opens a watch stream with this `create_request`, trying each member in turn.
     pub(crate) async fn watch(&self, body: &serde_json::Value) -> Result<Lines, EtcdError> {
         const PATH: &str = "/v3/watch";
         let body = Bytes::from(body.to_string());
         let mut last = None;
         for member in self.in_order() {
-            let result =
-                match tokio::time::timeout(self.timeout, member.post(PATH, body.clone())).await {
-                    Ok(r) => r,
-                    Err(_) => Err(member.timeout(PATH, self.timeout)),
-                };
+            let post = member.post(&self.connector, PATH, body.clone());
+            let result = match tokio::time::timeout(self.timeout, post).await {
+                Ok(r) => r,
+                Err(_) => Err(member.timeout(PATH, self.timeout)),
+            };
             match result {
                 Ok((StatusCode::OK, body)) => {
                     self.answered(member);
@@ -263,126 +301,6 @@ impl fmt::Debug for Lines {
     }
 }
 
-/// One member's URL, parsed.
-#[derive(Debug)]
-struct Member {
-    url: String,
-    host: String,
-    port: u16,
-    authority: String,
-}
-
-impl Member {
-    fn parse(url: &str) -> Result<Self, ConfigError> {
-        let bad = |reason| ConfigError::InvalidUrl {
-            url: url.to_owned(),
-            reason,
-        };
-        let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(bad("https is not supported; use http://host:port")),
-            _ => return Err(bad("scheme must be http")),
-        }
-        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        if authority.as_str().contains('@') {
-            return Err(bad("user info is not supported"));
-        }
-        let port = authority.port_u16().ok_or_else(|| bad("no port"))?;
-        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(bad("must not have a path or query"));
-        }
-        let host = authority.host();
-        // `[::1]` in a URL is `::1` to the resolver.
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        Ok(Member {
-            url: url.to_owned(),
-            host: host.to_owned(),
-            port,
-            authority: authority.as_str().to_owned(),
-        })
-    }
-
-    /// Connects, sends one POST, and returns the status and the body still to be read. A new
-    /// connection per request: these are rare (a range, a watch, a lease renewal every few
-    /// seconds), and a fresh connection never finds a stale pooled one after etcd restarts.
-    async fn post(
-        &self,
-        path: &'static str,
-        body: Bytes,
-    ) -> Result<(StatusCode, Incoming), EtcdError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|source| EtcdError::Connect {
-                url: self.url.clone(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| self.transport(e))?;
-        // The connection task ends when the response body and `send` are dropped.
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::trace!(error = %e, "etcd connection closed");
-            }
-        });
-        let request = Request::post(path)
-            .header(hyper::header::HOST, self.authority.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))
-            .map_err(|e| self.transport(e))?;
-        let response = send
-            .send_request(request)
-            .await
-            .map_err(|e| self.transport(e))?;
-        let status = response.status();
-        Ok((status, response.into_body()))
-    }
-
-    fn transport(&self, e: impl Into<crate::BoxError>) -> EtcdError {
-        EtcdError::Transport {
-            url: self.url.clone(),
-            source: e.into(),
-        }
-    }
-
-    fn timeout(&self, path: &'static str, timeout: Duration) -> EtcdError {
-        EtcdError::Timeout {
-            url: self.url.clone(),
-            path,
-            timeout,
-        }
-    }
-
-    fn server_error(&self, path: &'static str, status: StatusCode, body: &[u8]) -> EtcdError {
-        #[derive(Deserialize)]
-        struct GatewayError {
-            #[serde(default)]
-            code: i32,
-            #[serde(default)]
-            message: String,
-        }
-        let (code, message) = match serde_json::from_slice::<GatewayError>(body) {
-            Ok(e) if !e.message.is_empty() => (e.code, e.message),
-            _ => (0, shown(body)),
-        };
-        EtcdError::Server {
-            url: self.url.clone(),
-            path,
-            status: status.as_u16(),
-            code,
-            message,
-        }
-    }
-}
-
 /// Base64 of a key or value, as the gateway's JSON carries `bytes` fields.
 pub(crate) fn b64(bytes: &[u8]) -> String {
     B64.encode(bytes)
@@ -392,6 +310,13 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
 pub(crate) fn unb64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     B64.decode(text)
 }
+
+/// How long a connection may be quiet before the kernel sends a keepalive probe.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// The time between unanswered keepalive probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How many unanswered keepalive probes fail the connection.
+const KEEPALIVE_RETRIES: u32 = 3;
 
 /// The largest answer read: far above etcd's own 1.5 MiB request limit times a prefix of
 /// thousands of keys, low enough that a wrong server cannot exhaust memory.

@@ -75,6 +75,31 @@ pub enum EtcdError {
         /// The cluster URL.
         url: String,
     },
+    /// The watch stream was quiet for the idle timeout, and the liveness check then sent to the
+    /// same member on a new connection failed: the member (or the way to it) is taken for dead,
+    /// and the source reconnects, to the next member if need be, and resumes after the last
+    /// revision it saw. See [`Builder::watch_liveness`](super::Builder::watch_liveness).
+    #[error("watch stream from etcd at {url} was quiet for {idle:?} and its liveness check failed")]
+    WatchProbeFailed {
+        /// The cluster URL.
+        url: String,
+        /// The idle timeout after which the check was made.
+        idle: Duration,
+        /// Why the check failed.
+        #[source]
+        source: Box<EtcdError>,
+    },
+    /// The watch stream sent nothing, not even a progress notification, for longer than the
+    /// silence bound, although the member answered liveness checks: the watch connection is
+    /// taken for dead (a peer or middlebox that dropped it without a FIN or RST), and the source
+    /// reconnects and resumes after the last revision it saw.
+    #[error("watch stream from etcd at {url} sent nothing for {silent_for:?}")]
+    WatchSilent {
+        /// The cluster URL.
+        url: String,
+        /// How long it was silent: the configured bound.
+        silent_for: Duration,
+    },
     /// etcd canceled the watch for a reason other than compaction.
     #[error("etcd at {url} canceled the watch: {reason}")]
     WatchCanceled {
@@ -116,6 +141,16 @@ pub enum ConfigError {
         min: Duration,
         /// The longest delay.
         max: Duration,
+    },
+    /// The watch liveness settings are zero or inverted: `0 < idle <= max_silence` is needed.
+    #[error(
+        "etcd watch liveness must have 0 < idle <= max_silence, got idle {idle:?} max_silence {max_silence:?}"
+    )]
+    InvalidWatchLiveness {
+        /// The idle timeout after which the member is checked.
+        idle: Duration,
+        /// The longest silence allowed on the watch stream.
+        max_silence: Duration,
     },
     /// A lease TTL etcd would not grant: below one second or above etcd's maximum.
     #[error("lease ttl must be from 1 s to 9000000000 s, got {0:?}")]
@@ -164,8 +199,14 @@ impl InvalidValue {
 pub enum InvalidValueReason {
     /// Not JSON, or not an object with a string `Addr`.
     Json(String),
-    /// `Addr` is not an `ip:port` socket address (host names are not resolved).
+    /// `Addr` is not an `ip:port` socket address.
     Addr(String),
+    /// `Addr` is a `host:port` with a host name: names are refused, not resolved (see the
+    /// [module docs](super#addresses-not-host-names) for why).
+    HostName(String),
+    /// The value is not valid base64 as etcd's gateway sent it, so it cannot even be read; the
+    /// error's [`value`](InvalidValue::value) is then the base64 text as received.
+    Base64(String),
     /// `Metadata.weight` is not an integer from 1 to 4294967295.
     Weight(String),
     /// `Metadata.zone` is neither a string nor null.
@@ -179,6 +220,11 @@ impl fmt::Display for InvalidValueReason {
             InvalidValueReason::Addr(a) => {
                 write!(f, "Addr {a:?} is not an ip:port socket address")
             }
+            InvalidValueReason::HostName(a) => write!(
+                f,
+                "Addr {a:?} names a host; only ip:port addresses are accepted (host names are not resolved)"
+            ),
+            InvalidValueReason::Base64(e) => write!(f, "the value is not valid base64: {e}"),
             InvalidValueReason::Weight(w) => {
                 write!(
                     f,

@@ -5,11 +5,11 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
+use super::builder::key_prefix;
 use super::client::{Cluster, b64};
 use super::error::{ConfigError, EtcdError};
 use super::proto::{Ignored, LeaseGrantResponse, LeaseKeepAliveLine};
 use super::value::encode_value;
-use super::watcher::key_prefix;
 use crate::endpoint::Endpoint;
 
 /// A service's own entry under a prefix, held under an etcd lease kept alive in the background.

@@ -4,9 +4,10 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
+use super::builder::{Backoff, key_prefix, prefix_end};
 use super::error::InvalidValueReason;
+use super::liveness::{Liveness, alive};
 use super::tracker::Tracker;
-use super::watcher::{Backoff, key_prefix, prefix_end};
 use super::*;
 use crate::discover::Update;
 use crate::endpoint::{Endpoint, Weight};
@@ -74,7 +75,19 @@ fn bad_values_are_refused_naming_key_and_value() {
     ));
     assert_eq!(
         reason(b"svc/db", r#"{"Addr":"db.local:5432"}"#),
-        InvalidValueReason::Addr("db.local:5432".into())
+        InvalidValueReason::HostName("db.local:5432".into())
+    );
+    assert_eq!(
+        reason(b"svc/db", r#"{"Addr":"db.local"}"#),
+        InvalidValueReason::Addr("db.local".into())
+    );
+    assert_eq!(
+        reason(b"svc/db", r#"{"Addr":"db.local:99999"}"#),
+        InvalidValueReason::Addr("db.local:99999".into())
+    );
+    assert_eq!(
+        reason(b"svc/db", r#"{"Addr":"::1:80"}"#),
+        InvalidValueReason::Addr("::1:80".into())
     );
     assert_eq!(
         reason(b"k", r#"{"Addr":"10.0.0.1"}"#),
@@ -102,7 +115,7 @@ fn bad_values_are_refused_naming_key_and_value() {
     let err = decode_value(b"svc/x", br#"{"Addr":"h:1"}"#).unwrap_err();
     assert_eq!(
         err.to_string(),
-        r#"invalid endpoint at etcd key "svc/x", value "{\"Addr\":\"h:1\"}": Addr "h:1" is not an ip:port socket address"#
+        r#"invalid endpoint at etcd key "svc/x", value "{\"Addr\":\"h:1\"}": Addr "h:1" names a host; only ip:port addresses are accepted (host names are not resolved)"#
     );
 }
 
@@ -154,12 +167,19 @@ fn tracker_maps_key_events_to_address_updates() {
     let v =
         |a: &str, w: u32| format!(r#"{{"Addr":"{a}","Metadata":{{"weight":{w}}}}}"#).into_bytes();
     let ep = |a: &str, w: u32| Endpoint::new(addr(a)).with_weight(Weight::new(w).unwrap());
+    let d = |k: &[u8], value: &[u8]| decode_value(k, value);
     let mut t = Tracker::default();
-    let out = t.reset([
-        (b"s/a".to_vec(), v("10.0.0.1:1", 1)),
-        (b"s/bad".to_vec(), b"{".to_vec()),
-        (b"s/b".to_vec(), v("10.0.0.2:1", 2)),
-    ]);
+    let out = t.reset(
+        [
+            (b"s/a".to_vec(), v("10.0.0.1:1", 1)),
+            (b"s/bad".to_vec(), b"{".to_vec()),
+            (b"s/b".to_vec(), v("10.0.0.2:1", 2)),
+        ]
+        .map(|(k, value)| {
+            let e = d(&k, &value);
+            (k, e)
+        }),
+    );
     assert_eq!(out.len(), 2);
     assert!(out[0].is_err());
     assert_eq!(
@@ -176,12 +196,12 @@ fn tracker_maps_key_events_to_address_updates() {
     // Deleting an unknown (or never valid) key does nothing.
     t.delete(b"s/bad", &mut out);
     // A second key naming an existing address; its removal re-asserts the first key's entry.
-    t.put(b"s/b2".to_vec(), &v("10.0.0.2:1", 5), &mut out);
+    t.put(b"s/b2".to_vec(), d(b"s/b2", &v("10.0.0.2:1", 5)), &mut out);
     t.delete(b"s/b2", &mut out);
     // A key moving to a new address removes the old one.
-    t.put(b"s/b".to_vec(), &v("10.0.0.3:1", 2), &mut out);
+    t.put(b"s/b".to_vec(), d(b"s/b", &v("10.0.0.3:1", 2)), &mut out);
     // A bad value keeps the key's last good endpoint.
-    t.put(b"s/b".to_vec(), b"[]", &mut out);
+    t.put(b"s/b".to_vec(), d(b"s/b", b"[]"), &mut out);
     t.delete(b"s/b", &mut out);
     let out: Vec<_> = out
         .into_iter()
@@ -246,6 +266,20 @@ fn configuration_is_validated() {
             ConfigError::InvalidBackoff { min, max }
         );
     }
+    for (idle, max_silence) in [(Duration::ZERO, s), (2 * s, s)] {
+        let err = Etcd::builder(cluster.clone(), "svc")
+            .watch_liveness(idle, max_silence)
+            .build()
+            .unwrap_err();
+        assert_eq!(err, ConfigError::InvalidWatchLiveness { idle, max_silence });
+        assert!(err.to_string().contains(&format!("{idle:?}")), "{err}");
+    }
+    assert!(
+        Etcd::builder(cluster.clone(), "svc")
+            .watch_liveness(s, s)
+            .build()
+            .is_ok()
+    );
     assert_eq!(
         Etcd::builder(cluster, "/").build().unwrap_err(),
         ConfigError::EmptyPrefix
@@ -337,4 +371,257 @@ fn public_types_are_send_and_sync() {
         send(&r.withdraw());
     }
     let _ = withdraw;
+}
+
+// --- the watch: decoding responses, liveness ---
+
+fn watcher() -> super::watcher::Watcher {
+    let cluster = Cluster::new(["http://127.0.0.1:1"]).unwrap();
+    let backoff = Backoff {
+        min: Duration::from_millis(100),
+        max: Duration::from_secs(1),
+    };
+    let liveness = Liveness {
+        idle: Duration::from_secs(10),
+        max_silence: Duration::from_secs(60),
+    };
+    let rng = SmallRng::seed_from_u64(1);
+    super::watcher::Watcher::new(cluster, b"s/".to_vec(), backoff, liveness, rng)
+}
+
+/// A watch response line as the gateway writes it; `None` as a value marks a delete.
+fn watch_line(events: &[(&str, Option<&str>, i64)]) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let events: Vec<serde_json::Value> = events
+        .iter()
+        .map(|(key, value, revision)| {
+            let key = key.strip_prefix('!').map_or_else(|| b64(key), str::to_owned);
+            match value {
+                Some(v) => {
+                    let v = v.strip_prefix('!').map_or_else(|| b64(v), str::to_owned);
+                    serde_json::json!({"kv": {"key": key, "value": v, "mod_revision": revision.to_string()}})
+                }
+                None => serde_json::json!({"type": "DELETE", "kv": {"key": key, "mod_revision": revision.to_string()}}),
+            }
+        })
+        .collect();
+    serde_json::json!({"result": {"header": {"revision": "99"}, "events": events}})
+        .to_string()
+        .into_bytes()
+}
+
+fn endpoint_value(a: &str) -> String {
+    format!(r#"{{"Addr":"{a}"}}"#)
+}
+
+#[test]
+fn a_watch_response_with_an_unreadable_key_is_applied_not_at_all() {
+    let mut w = watcher();
+    w.next_revision = Some(5);
+    let a = endpoint_value("10.0.0.1:1");
+    // "!" marks text sent as it is, not base64-encoded: "%%" is not base64.
+    let line = watch_line(&[("s/a", Some(&a), 5), ("!%%", Some("!e30="), 6)]);
+    let err = w.on_line(&line, "http://m:1").unwrap_err();
+    let EtcdError::Response { url, path, reason } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((url.as_str(), *path), ("http://m:1", "/v3/watch"));
+    assert!(
+        reason.contains(r#"key "%%""#) && reason.contains(r#"value "e30=""#),
+        "names the key and the value: {reason}"
+    );
+    assert_eq!(w.next_revision, Some(5), "the revision did not move");
+    // Nothing of that response was applied: deleting s/a now removes nothing.
+    let out = w
+        .on_line(&watch_line(&[("s/a", None, 7)]), "http://m:1")
+        .unwrap();
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(w.next_revision, Some(8));
+
+    // The response delivered again, readable this time, is applied whole.
+    let b = endpoint_value("10.0.0.2:1");
+    let out = w
+        .on_line(
+            &watch_line(&[("s/a", Some(&a), 9), ("s/b", Some(&b), 10)]),
+            "http://m:1",
+        )
+        .unwrap();
+    assert_eq!(
+        out.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+        [
+            Update::Insert(Endpoint::new(addr("10.0.0.1:1"))),
+            Update::Insert(Endpoint::new(addr("10.0.0.2:1")))
+        ]
+    );
+    assert_eq!(w.next_revision, Some(11));
+}
+
+#[test]
+fn a_value_that_is_not_base64_is_an_invalid_value_of_its_key_only() {
+    let mut w = watcher();
+    w.next_revision = Some(1);
+    let a = endpoint_value("10.0.0.1:1");
+    let b = endpoint_value("10.0.0.2:1");
+    let out = w
+        .on_line(&watch_line(&[("s/a", Some(&a), 3)]), "http://m:1")
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    let out = w
+        .on_line(
+            &watch_line(&[("s/a", Some("!not base64"), 4), ("s/b", Some(&b), 4)]),
+            "http://m:1",
+        )
+        .unwrap();
+    assert_eq!(out.len(), 2, "{out:?}");
+    let Err(EtcdError::Value(bad)) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((bad.key(), bad.value()), ("s/a", "not base64"));
+    assert!(
+        matches!(bad.reason(), InvalidValueReason::Base64(_)),
+        "{bad}"
+    );
+    assert_eq!(
+        out[1].as_ref().unwrap(),
+        &Update::Insert(Endpoint::new(addr("10.0.0.2:1")))
+    );
+    assert_eq!(
+        w.next_revision,
+        Some(5),
+        "the good events moved the revision"
+    );
+    // The bad value left s/a with its last good endpoint: deleting it removes that.
+    let out = w
+        .on_line(&watch_line(&[("s/a", None, 5)]), "http://m:1")
+        .unwrap();
+    assert_eq!(
+        out.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+        [Update::Remove(addr("10.0.0.1:1"))]
+    );
+}
+
+#[test]
+fn the_watch_asks_for_progress_notifications_from_the_next_revision() {
+    let request = super::watcher::watch_request(b"svc/", b"svc0", 42);
+    assert_eq!(
+        request,
+        serde_json::json!({"create_request": {
+            "key": "c3ZjLw==",
+            "range_end": "c3ZjMA==",
+            "start_revision": "42",
+            "progress_notify": true,
+        }})
+    );
+}
+
+/// What the liveness loop did, at which time since it started.
+#[derive(Debug, Default)]
+struct Probes(std::cell::RefCell<Vec<Duration>>);
+
+impl Probes {
+    fn at(&self) -> Vec<u64> {
+        self.0.borrow().iter().map(Duration::as_secs).collect()
+    }
+}
+
+fn live(idle: u64, max_silence: u64) -> Liveness {
+    Liveness {
+        idle: Duration::from_secs(idle),
+        max_silence: Duration::from_secs(max_silence),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_watch_is_checked_every_idle_and_dropped_after_max_silence() {
+    let start = tokio::time::Instant::now();
+    let probes = Probes::default();
+    // Each check takes 2 s, as a round trip to a loaded member might.
+    let check = || {
+        probes.0.borrow_mut().push(start.elapsed());
+        async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok(())
+        }
+    };
+    let never = std::future::pending::<Result<(), EtcdError>>();
+    let err = alive(never, check, live(10, 35), "http://m:1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EtcdError::WatchSilent { url, silent_for }
+            if url == "http://m:1" && *silent_for == Duration::from_secs(35)),
+        "{err:?}"
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(35));
+    // The next check is an idle time after the last one ended.
+    assert_eq!(probes.at(), [10, 22, 34]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_check_drops_the_watch_when_it_fails() {
+    let start = tokio::time::Instant::now();
+    let probes = Probes::default();
+    let check = || {
+        probes.0.borrow_mut().push(start.elapsed());
+        async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Err(EtcdError::Timeout {
+                url: "http://m:1".into(),
+                path: "/v3/kv/range",
+                timeout: Duration::from_secs(5),
+            })
+        }
+    };
+    let never = std::future::pending::<Result<(), EtcdError>>();
+    let err = alive(never, check, live(10, 600), "http://m:1")
+        .await
+        .unwrap_err();
+    let EtcdError::WatchProbeFailed { url, idle, source } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (url.as_str(), *idle),
+        ("http://m:1", Duration::from_secs(10))
+    );
+    assert!(matches!(**source, EtcdError::Timeout { .. }), "{source:?}");
+    assert_eq!(start.elapsed(), Duration::from_secs(15));
+    assert_eq!(probes.at(), [10]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_line_ends_the_wait_even_during_a_check() {
+    let start = tokio::time::Instant::now();
+    let probes = Probes::default();
+    let check = || {
+        probes.0.borrow_mut().push(start.elapsed());
+        async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(())
+        }
+    };
+    let line = async {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        Ok::<_, EtcdError>("line")
+    };
+    let got = alive(line, check, live(10, 600), "http://m:1").await;
+    assert_eq!(got.unwrap(), "line");
+    assert_eq!(start.elapsed(), Duration::from_secs(15));
+    assert_eq!(probes.at(), [10]);
+
+    // A line before the idle time: no check at all. An error from the stream passes through.
+    let probes = Probes::default();
+    let check = || {
+        probes.0.borrow_mut().push(Duration::ZERO);
+        async { Ok(()) }
+    };
+    let line = async {
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        Err::<(), _>(EtcdError::WatchEnded {
+            url: "http://m:1".into(),
+        })
+    };
+    let got = alive(line, check, live(10, 600), "http://m:1").await;
+    assert!(matches!(got, Err(EtcdError::WatchEnded { .. })), "{got:?}");
+    assert!(probes.at().is_empty());
 }

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use super::error::InvalidValue;
-use super::value::decode_value;
 use crate::discover::Update;
 use crate::endpoint::Endpoint;
 
@@ -17,16 +16,16 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// Replaces everything with a full listing. A key whose value does not decode is reported
-    /// and keeps its last good endpoint, if it had one.
+    /// Replaces everything with a full listing of keys and their decoded values. A key whose
+    /// value did not decode is reported and keeps its last good endpoint, if it had one.
     pub(crate) fn reset<I>(&mut self, kvs: I) -> Vec<Result<Update, InvalidValue>>
     where
-        I: IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+        I: IntoIterator<Item = (Vec<u8>, Result<Endpoint, InvalidValue>)>,
     {
         let mut out = Vec::new();
         let mut keys = HashMap::new();
         for (key, value) in kvs {
-            match decode_value(&key, &value) {
+            match value {
                 Ok(ep) => {
                     keys.insert(key, ep);
                 }
@@ -47,23 +46,22 @@ impl Tracker {
         out
     }
 
-    /// A key was written. A value that does not decode is reported and the key keeps its last
-    /// good endpoint, if it had one.
+    /// A key was written with this decoded value. A value that did not decode is reported and
+    /// the key keeps its last good endpoint, if it had one.
     pub(crate) fn put(
         &mut self,
         key: Vec<u8>,
-        value: &[u8],
+        value: Result<Endpoint, InvalidValue>,
         out: &mut Vec<Result<Update, InvalidValue>>,
     ) {
-        let ep = match decode_value(&key, value) {
+        let ep = match value {
             Ok(ep) => ep,
             Err(e) => return out.push(Err(e)),
         };
         let addr = ep.addr();
-        if let Some(old) = self.keys.insert(key, ep.clone()) {
-            if old.addr() != addr {
-                self.release(old, out);
-            }
+        let replaced = self.keys.insert(key, ep.clone());
+        if let Some(old) = replaced.filter(|old| old.addr() != addr) {
+            self.release(old, out);
         }
         out.push(Ok(Update::Insert(ep)));
     }

@@ -10,7 +10,9 @@ use crate::endpoint::{Endpoint, Weight};
 /// `{"Op":0,"Addr":"ip:port","Metadata":...}`, into an [`Endpoint`].
 ///
 /// - `Addr` (also accepted as `addr`, as Go's case-insensitive decoder does) must be an
-///   `ip:port` socket address; host names are refused, not resolved.
+///   `ip:port` socket address; a `host:port` is refused with
+///   [`InvalidValueReason::HostName`], not resolved (see the
+///   [module docs](super#addresses-not-host-names) for why).
 /// - `Op` is ignored, as etcd's own resolver does: a key that exists is an endpoint.
 /// - `Metadata`, when it is an object, may carry `weight` (an integer from 1 to 4294967295, as a
 ///   JSON number or a decimal string), `zone` (a string or null), and any other field whose
@@ -37,15 +39,19 @@ use crate::endpoint::{Endpoint, Weight};
 ///
 /// let err = decode_value(b"services/api/x", br#"{"Addr":"db.local:80"}"#).unwrap_err();
 /// assert_eq!(err.key(), "services/api/x");
+/// assert_eq!(err.value(), r#"{"Addr":"db.local:80"}"#);
 /// ```
 pub fn decode_value(key: &[u8], value: &[u8]) -> Result<Endpoint, InvalidValue> {
     let fail = |reason| InvalidValue::new(key, value, reason);
     let update: NamingUpdate =
         serde_json::from_slice(value).map_err(|e| fail(InvalidValueReason::Json(e.to_string())))?;
-    let addr: SocketAddr = update
-        .addr
-        .parse()
-        .map_err(|_| fail(InvalidValueReason::Addr(update.addr.clone())))?;
+    let addr: SocketAddr = update.addr.parse().map_err(|_| {
+        fail(if is_host_and_port(&update.addr) {
+            InvalidValueReason::HostName(update.addr.clone())
+        } else {
+            InvalidValueReason::Addr(update.addr.clone())
+        })
+    })?;
     let mut endpoint = Endpoint::new(addr);
     let Some(Value::Object(metadata)) = update.metadata else {
         return Ok(endpoint);
@@ -125,4 +131,17 @@ fn weight(w: &Value) -> Result<Weight, InvalidValueReason> {
     n.and_then(|n| u32::try_from(n).ok())
         .and_then(|n| Weight::new(n).ok())
         .ok_or_else(|| InvalidValueReason::Weight(w.to_string()))
+}
+
+/// Whether `addr` is shaped like `host:port` with a host name (not an IP address) and a port.
+fn is_host_and_port(addr: &str) -> bool {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return false;
+    };
+    !host.is_empty()
+        && port.parse::<u16>().is_ok()
+        && host.parse::<std::net::IpAddr>().is_err()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
 }

@@ -1,20 +1,22 @@
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures_core::Stream;
 use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::builder::{Backoff, Builder, prefix_end};
 use super::client::{Cluster, Lines, b64, unb64};
-use super::error::{ConfigError, EtcdError, shown};
+use super::error::{EtcdError, InvalidValue, InvalidValueReason, shown};
+use super::liveness::{Liveness, alive};
 use super::proto::{EventKind, RangeResponse, WatchLine};
 use super::tracker::Tracker;
+use super::value::decode_value;
 use crate::discover::Update;
+use crate::endpoint::Endpoint;
 
 /// Discovery from a key prefix on an etcd v3 cluster: a stream of [`Update`]s.
 ///
@@ -36,81 +38,17 @@ enum State {
     Gone,
 }
 
-/// Configures an [`Etcd`] discovery source.
-///
-/// # Defaults
-///
-/// - reconnect backoff: 100 ms doubling to 10 s, with jitter (each delay uniform in its upper
-///   half), so watchers cut off together by a restart do not return together. Reset to the
-///   minimum once etcd answers again.
-/// - seed for the jitter: from the operating system.
-#[derive(Debug, Clone)]
-pub struct Builder {
-    cluster: Cluster,
-    prefix: String,
-    backoff: Backoff,
-    seed: Option<u64>,
-}
-
 impl Etcd {
     /// A builder watching the keys under `<prefix>/` on `cluster` (a trailing `/` on `prefix` is
     /// optional), as etcd's endpoints manager lays them out for target `prefix`.
     pub fn builder(cluster: Cluster, prefix: impl Into<String>) -> Builder {
-        Builder {
-            cluster,
-            prefix: prefix.into(),
-            backoff: Backoff {
-                min: Builder::DEFAULT_BACKOFF_MIN,
-                max: Builder::DEFAULT_BACKOFF_MAX,
-            },
-            seed: None,
+        Builder::new(cluster, prefix.into())
+    }
+
+    pub(crate) fn idle(watcher: Watcher) -> Etcd {
+        Etcd {
+            state: State::Idle(Box::new(watcher)),
         }
-    }
-}
-
-impl Builder {
-    /// The default first reconnect delay.
-    pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
-    /// The default longest reconnect delay.
-    pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-    /// Sets the reconnect backoff: the first delay and the longest; `0 < min <= max`.
-    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff = Backoff { min, max };
-        self
-    }
-
-    /// Seeds the backoff jitter, for reproducible tests.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// Checks the configuration and builds the source. Nothing is sent before the first poll.
-    pub fn build(self) -> Result<Etcd, ConfigError> {
-        let Backoff { min, max } = self.backoff;
-        if min.is_zero() || min > max {
-            return Err(ConfigError::InvalidBackoff { min, max });
-        }
-        let prefix = key_prefix(&self.prefix)?;
-        let range_end = prefix_end(&prefix);
-        let rng = match self.seed {
-            Some(seed) => SmallRng::seed_from_u64(seed),
-            None => SmallRng::seed_from_u64(rand::rng().random()),
-        };
-        Ok(Etcd {
-            state: State::Idle(Box::new(Watcher {
-                cluster: self.cluster,
-                prefix,
-                range_end,
-                backoff: self.backoff,
-                rng,
-                failures: 0,
-                tracker: Tracker::default(),
-                next_revision: None,
-                lines: None,
-            })),
-        })
     }
 }
 
@@ -157,21 +95,46 @@ impl fmt::Debug for Etcd {
 }
 
 /// The watch loop: range, watch, resume after the last revision seen, resync on compaction.
-struct Watcher {
+pub(crate) struct Watcher {
     cluster: Cluster,
     prefix: Vec<u8>,
     range_end: Vec<u8>,
     backoff: Backoff,
+    liveness: Liveness,
     rng: SmallRng,
     failures: u32,
     tracker: Tracker,
     /// The revision the next watch starts at: one past the last one applied. `None` until a
     /// full listing has been read, and again after a compaction.
-    next_revision: Option<i64>,
+    pub(super) next_revision: Option<i64>,
     lines: Option<Lines>,
 }
 
+/// Yields from one step of the watch loop.
+type Items = Vec<Result<Update, EtcdError>>;
+
 impl Watcher {
+    pub(crate) fn new(
+        cluster: Cluster,
+        prefix: Vec<u8>,
+        backoff: Backoff,
+        liveness: Liveness,
+        rng: SmallRng,
+    ) -> Self {
+        Watcher {
+            cluster,
+            range_end: prefix_end(&prefix),
+            prefix,
+            backoff,
+            liveness,
+            rng,
+            failures: 0,
+            tracker: Tracker::default(),
+            next_revision: None,
+            lines: None,
+        }
+    }
+
     async fn run(mut self: Box<Self>, tx: mpsc::Sender<Result<Update, EtcdError>>) {
         loop {
             let items = match self.step().await {
@@ -197,35 +160,38 @@ impl Watcher {
     }
 
     /// One step forward: a full listing, opening the watch, or one watch response.
-    async fn step(&mut self) -> Result<Vec<Result<Update, EtcdError>>, EtcdError> {
+    async fn step(&mut self) -> Result<Items, EtcdError> {
         let Some(next_revision) = self.next_revision else {
             return self.list().await;
         };
         let lines = match &mut self.lines {
             Some(lines) => lines,
             None => {
-                let request = json!({ "create_request": {
-                    "key": b64(&self.prefix),
-                    "range_end": b64(&self.range_end),
-                    "start_revision": next_revision.to_string(),
-                }});
+                let request = watch_request(&self.prefix, &self.range_end, next_revision);
                 self.lines.insert(self.cluster.watch(&request).await?)
             }
         };
         let url = lines.url().to_owned();
-        let Some(line) = lines.next().await? else {
+        let (cluster, probe) = (&self.cluster, liveness_probe(&self.prefix, &self.range_end));
+        let check = || cluster.probe(&url, "/v3/kv/range", &probe);
+        let Some(line) = alive(lines.next(), check, self.liveness, &url).await? else {
             return Err(EtcdError::WatchEnded { url });
         };
+        self.on_line(&line, &url)
+    }
+
+    /// Applies one line of the watch stream.
+    pub(crate) fn on_line(&mut self, line: &[u8], url: &str) -> Result<Items, EtcdError> {
         let bad = |reason: String| EtcdError::Response {
-            url: url.clone(),
+            url: url.to_owned(),
             path: "/v3/watch",
             reason,
         };
         let line: WatchLine =
-            serde_json::from_slice(&line).map_err(|e| bad(format!("{e} in {:?}", shown(&line))))?;
+            serde_json::from_slice(line).map_err(|e| bad(format!("{e} in {:?}", shown(line))))?;
         if let Some(e) = line.error {
             return Err(EtcdError::Server {
-                url,
+                url: url.to_owned(),
                 path: "/v3/watch",
                 status: 200,
                 code: e.code,
@@ -238,7 +204,7 @@ impl Watcher {
         if response.compact_revision > 0 {
             tracing::info!(
                 compact_revision = response.compact_revision,
-                next_revision,
+                next_revision = ?self.next_revision,
                 "etcd compacted past the watch's revision; listing the prefix again"
             );
             self.lines = None;
@@ -248,29 +214,45 @@ impl Watcher {
         if response.canceled {
             self.lines = None;
             return Err(EtcdError::WatchCanceled {
-                url,
+                url: url.to_owned(),
                 reason: response.cancel_reason,
             });
         }
         if response.created {
             self.failures = 0;
         }
-        let mut updates = Vec::new();
+        // Decode the whole response before changing anything: if one key cannot be read, no
+        // event of the response is applied and the revision stays, so the watch reopened after
+        // the error delivers the response again, whole; nothing applied is lost to a resume
+        // past it, and nothing is applied twice.
+        let mut changes = Vec::with_capacity(response.events.len());
+        let mut last_revision = None;
         for event in response.events {
-            let key = unb64(&event.kv.key).map_err(|e| bad(format!("key: {e}")))?;
-            match event.kind {
-                EventKind::Put => {
-                    let value = unb64(&event.kv.value).map_err(|e| bad(format!("value: {e}")))?;
-                    self.tracker.put(key, &value, &mut updates);
-                }
-                EventKind::Delete => self.tracker.delete(&key, &mut updates),
-            }
+            let key = unb64(&event.kv.key).map_err(|e| {
+                bad(format!(
+                    "bad base64 in the key {:?} (value {:?}) of a watch event: {e}",
+                    event.kv.key, event.kv.value
+                ))
+            })?;
+            let change = match event.kind {
+                EventKind::Put => Some(endpoint(&key, &event.kv.value)),
+                EventKind::Delete => None,
+            };
+            changes.push((key, change));
             // Every event of one revision arrives in one response, so resuming after the
             // highest one seen neither repeats nor skips any.
-            let after = event.kv.mod_revision.saturating_add(1);
-            if after > next_revision {
-                self.next_revision = Some(after);
+            last_revision = last_revision.max(Some(event.kv.mod_revision));
+        }
+        let mut updates = Vec::new();
+        for (key, change) in changes {
+            match change {
+                Some(value) => self.tracker.put(key, value, &mut updates),
+                None => self.tracker.delete(&key, &mut updates),
             }
+        }
+        let after = last_revision.map(|r| r.saturating_add(1));
+        if let Some(after) = after.filter(|a| self.next_revision.is_none_or(|next| *a > next)) {
+            self.next_revision = Some(after);
         }
         Ok(updates
             .into_iter()
@@ -280,27 +262,24 @@ impl Watcher {
 
     /// Reads the whole prefix and answers with a `Reset`; the watch then starts just after the
     /// listing's revision.
-    async fn list(&mut self) -> Result<Vec<Result<Update, EtcdError>>, EtcdError> {
+    async fn list(&mut self) -> Result<Items, EtcdError> {
         let request = json!({ "key": b64(&self.prefix), "range_end": b64(&self.range_end) });
         let (response, url): (RangeResponse, _) =
             self.cluster.call_from("/v3/kv/range", &request).await?;
         let mut kvs = Vec::with_capacity(response.kvs.len());
         for kv in response.kvs {
-            let key = unb64(&kv.key);
-            let value = unb64(&kv.value);
-            match (key, value) {
-                (Ok(k), Ok(v)) => kvs.push((k, v)),
-                (k, v) => {
-                    return Err(EtcdError::Response {
-                        url: url.to_owned(),
-                        path: "/v3/kv/range",
-                        reason: format!(
-                            "bad base64 in key {:?} or value {:?}: {k:?} {v:?}",
-                            kv.key, kv.value
-                        ),
-                    });
-                }
-            }
+            let Ok(key) = unb64(&kv.key) else {
+                return Err(EtcdError::Response {
+                    url: url.to_owned(),
+                    path: "/v3/kv/range",
+                    reason: format!(
+                        "bad base64 in the key {:?} (value {:?}) of a listed entry",
+                        kv.key, kv.value
+                    ),
+                });
+            };
+            let value = endpoint(&key, &kv.value);
+            kvs.push((key, value));
         }
         self.failures = 0;
         self.next_revision = Some(response.header.revision.saturating_add(1));
@@ -314,45 +293,44 @@ impl Watcher {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
-    pub(crate) min: Duration,
-    pub(crate) max: Duration,
+/// The endpoint a key's value (base64, as the gateway sends it) describes, or why it does not:
+/// bad base64 is refused like any other bad value, naming the key and the text received.
+fn endpoint(key: &[u8], value: &str) -> Result<Endpoint, InvalidValue> {
+    let bytes = unb64(value).map_err(|e| {
+        InvalidValue::new(
+            key,
+            value.as_bytes(),
+            InvalidValueReason::Base64(e.to_string()),
+        )
+    })?;
+    decode_value(key, &bytes)
 }
 
-impl Backoff {
-    /// Exponential from `min`, capped at `max`, with "equal jitter": uniform in `[d/2, d]`.
-    pub(crate) fn delay(&self, failures: u32, rng: &mut SmallRng) -> Duration {
-        let exp = failures.saturating_sub(1).min(31);
-        let d = self.min.saturating_mul(1u32 << exp).min(self.max);
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(nanos / 2 + rng.random_range(0..=nanos / 2))
-    }
+/// The watch's `create_request`: the prefix from `start_revision` on, with progress
+/// notifications, so a quiet prefix still hears from etcd now and then (see
+/// [`Builder::watch_liveness`]).
+pub(crate) fn watch_request(
+    prefix: &[u8],
+    range_end: &[u8],
+    start_revision: i64,
+) -> serde_json::Value {
+    json!({ "create_request": {
+        "key": b64(prefix),
+        "range_end": b64(range_end),
+        "start_revision": start_revision.to_string(),
+        "progress_notify": true,
+    }})
 }
 
-/// `prefix` as the key prefix watched: `prefix` followed by exactly one `/`.
-pub(crate) fn key_prefix(prefix: &str) -> Result<Vec<u8>, ConfigError> {
-    let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
-    if trimmed.is_empty() {
-        return Err(ConfigError::EmptyPrefix);
-    }
-    let mut key = trimmed.as_bytes().to_vec();
-    key.push(b'/');
-    Ok(key)
-}
-
-/// The `range_end` selecting every key that starts with `prefix` (etcd's `GetPrefixRangeEnd`):
-/// the prefix with its last byte below 0xff incremented and what follows dropped.
-pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // Every byte was 0xff: no upper bound, which etcd spells as a single zero byte.
-    vec![0]
+/// The liveness check's request: a linearizable read that only counts (at most one key), so
+/// it proves the member can serve current data without moving any.
+fn liveness_probe(prefix: &[u8], range_end: &[u8]) -> serde_json::Value {
+    json!({
+        "key": b64(prefix),
+        "range_end": b64(range_end),
+        "limit": "1",
+        "count_only": true,
+    })
 }
 
 /// How many updates may wait for the balancer before the watch pauses reading.

@@ -309,10 +309,10 @@ pub(super) fn observe(config: &Config, last: Option<LastRead>) -> Result<Observa
             path: path.to_path_buf(),
         });
     }
-    if let Some(last) = &last {
-        if last.trusts(&Fingerprint::of(&meta), config.settle) {
-            return Ok(Observation::Unchanged(last.clone()));
-        }
+    if let Some(last) = &last
+        && last.trusts(&Fingerprint::of(&meta), config.settle)
+    {
+        return Ok(Observation::Unchanged(last.clone()));
     }
     let file = std::fs::File::open(path).map_err(read_error)?;
     let meta = file.metadata().map_err(read_error)?;
