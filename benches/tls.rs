@@ -167,11 +167,7 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) {
 }
 
 /// `iters` bulk transfers on one connection, timed inside one `block_on`.
-async fn bulk_n<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    data: &[u8],
-    iters: u64,
-) -> Duration {
+async fn bulk_n<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, data: &[u8], iters: u64) -> Duration {
     let start = std::time::Instant::now();
     for _ in 0..iters {
         bulk(s, data).await;

@@ -50,6 +50,8 @@
 //! - [`discover`]: discovery sources and tower adapters.
 //! - [`balance`]: the [`Balance`](balance::Balance) service and its pickers.
 //! - [`load`]: per-endpoint load counters.
+//! - `identity`, `tls` (feature `tls`): workload identities and mutual TLS.
+//! - `authz` (feature `authz`): authentication and authorization policy.
 //!
 //! # Feature flags
 //!
@@ -58,21 +60,24 @@
 //! | feature | adds |
 //! |---|---|
 //! | `http` | request-key extractors (`Header`, `Path`, `Cookie`, `QueryParam`) for hashing pickers |
-//! | `dns` | DNS discovery (reserved) |
+//! | `dns` | DNS discovery (`discover::dns::Dns`): A/AAAA or SRV records at their TTL |
 //! | `etcd` | etcd v3 discovery (`discover::etcd::Etcd`) and self-registration (`Registration`) |
 //! | `file` | file discovery (`discover::file::File`): a JSON or TOML endpoint list, reloaded on change |
-//! | `tls` | rustls mTLS with workload identity (reserved) |
-//! | `authz` | authentication and authorization policy (reserved) |
+//! | `tls` | rustls mTLS with workload identity (`identity`, `tls`); `tls-ring` and `tls-aws-lc-rs` add provider constructors |
+//! | `authz` | authentication and authorization policy (`authz`): path normalizer, JWT, policy files, inbound and outbound layers |
 //! | `full` | all of the above |
 //!
 //! # Stability
 //!
 //! Pre-1.0: minor versions may break the API, noted in the changelog. The minimum supported
-//! Rust version is 1.85 (edition 2024) and is raised only in a minor version.
+//! Rust version is 1.88 (edition 2024) and is raised only in a minor version.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "authz")]
+#[cfg_attr(docsrs, doc(cfg(feature = "authz")))]
+pub mod authz;
 pub mod balance;
 pub mod discover;
 pub mod endpoint;

@@ -17,7 +17,7 @@
 //! on each connection, and an application copies it into each request's extensions; nothing a
 //! peer sends in a header can produce one.
 //!
-//! With the `tls` feature, [`Identity::from_certificate_der`] extracts the identity of an
+//! With the `tls` feature, `Identity::from_certificate_der` extracts the identity of an
 //! X.509 certificate by the rules of the
 //! [X.509-SVID standard](https://github.com/spiffe/spiffe/blob/main/standards/X509-SVID.md).
 //!
@@ -69,8 +69,7 @@ impl Identity {
     /// else is parsed as a DNS name.
     pub fn parse(s: &str) -> Result<Identity, InvalidIdentity> {
         // Bytes, not a `str` slice: the input may have a multi-byte character at that offset.
-        if s
-            .as_bytes()
+        if s.as_bytes()
             .get(..spiffe::SCHEME.len())
             .is_some_and(|head| head.eq_ignore_ascii_case(spiffe::SCHEME.as_bytes()))
         {

@@ -231,7 +231,9 @@ mod props {
 #[test]
 fn keep_equals_exp_to_rounding_on_both_sides_of_the_polynomial_cutoff() {
     let d = decay(10.0);
-    for x in [0.0f64, 1e-12, 1e-9, 1e-6, 1e-4, 5e-4, 9.99e-4, 1e-3, 1.01e-3, 0.1, 1.0, 30.0] {
+    for x in [
+        0.0f64, 1e-12, 1e-9, 1e-6, 1e-4, 5e-4, 9.99e-4, 1e-3, 1.01e-3, 0.1, 1.0, 30.0,
+    ] {
         let elapsed = x * 10e9;
         let want = (-x).exp();
         let got = d.keep(elapsed);

@@ -11,7 +11,7 @@ use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ServerConfig, SignatureScheme};
 
-use super::error::TlsConfigError;
+use super::error::{OwnCertificateNotValid, TlsConfigError};
 use super::material::{Credentials, TrustStore};
 use super::verify::{ClientVerifier, ServerVerifier, Trust, Verification};
 use crate::identity::Identity;
@@ -51,6 +51,7 @@ struct Inner {
     server: Arc<ServerConfig>,
     handshake_timeout: Duration,
     max_connection_age: Option<Duration>,
+    connect_with_invalid_certificate: bool,
 }
 
 impl TlsConfig {
@@ -65,6 +66,7 @@ impl TlsConfig {
             max_connection_age: None,
             alpn: Vec::new(),
             rules: LeafRules::STRICT,
+            connect_with_invalid_certificate: false,
         }
     }
 
@@ -162,6 +164,25 @@ impl TlsConfig {
         }
     }
 
+    /// Refuses to open a connection with our own certificate outside its validity period:
+    /// the peer would refuse it, and failing here says why (SECURITY.md G6: a workload whose
+    /// certificate ran out does not start connections it knows will be rejected).
+    pub(crate) fn check_own_certificate(&self) -> Result<(), OwnCertificateNotValid> {
+        if self.inner.connect_with_invalid_certificate {
+            return Ok(());
+        }
+        let current = self.inner.credentials.current.load();
+        let now = SystemTime::now();
+        let (not_before, not_after) = (current.leaf.not_before(), current.leaf.not_after());
+        if now < not_before || now > not_after {
+            return Err(OwnCertificateNotValid {
+                not_before,
+                not_after,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn leaf_rules(&self) -> LeafRules {
         self.inner.verification.rules
     }
@@ -204,6 +225,7 @@ pub struct TlsConfigBuilder {
     pub(crate) max_connection_age: Option<Duration>,
     pub(crate) alpn: Vec<Vec<u8>>,
     pub(crate) rules: LeafRules,
+    pub(crate) connect_with_invalid_certificate: bool,
 }
 
 impl TlsConfigBuilder {
@@ -314,6 +336,7 @@ impl TlsConfigBuilder {
                 server: Arc::new(server),
                 handshake_timeout: self.handshake_timeout,
                 max_connection_age: self.max_connection_age,
+                connect_with_invalid_certificate: self.connect_with_invalid_certificate,
             }),
         })
     }

@@ -12,7 +12,8 @@ use tower::{BoxError, Layer, Service};
 
 use super::config::TlsConfig;
 use super::error::{
-    BadPeerCertificate, HandshakeFailed, HandshakeTimeout, InvalidExpectedIdentity, NoExpectedIdentity,
+    BadPeerCertificate, HandshakeFailed, HandshakeTimeout, InvalidExpectedIdentity,
+    NoExpectedIdentity,
 };
 use super::stream::TlsStream;
 use crate::endpoint::Endpoint;
@@ -158,6 +159,9 @@ where
             },
             Identity::Spiffe(_) => ServerName::IpAddress(addr.ip().into()),
         };
+        if let Err(e) = self.config.check_own_certificate() {
+            return Box::pin(std::future::ready(Err(e.into())));
+        }
         let config = self.config.clone();
         let connect = self.inner.call(endpoint);
         Box::pin(async move {

@@ -1,6 +1,6 @@
 //! Risky settings, kept apart so that review sees them (as rustls's `dangerous()`).
 //!
-//! Each loosens an X.509-SVID rule that the default configuration enforces. Use them only to
+//! Each loosens a rule that the default configuration enforces. Use them only to
 //! interoperate with an issuer that cannot be fixed, and log what it lets through: each
 //! accepted certificate that would have been refused is logged at `warn`.
 
@@ -32,6 +32,15 @@ impl DangerousConfigBuilder {
     /// EKU is checked only when present).
     pub fn allow_leaf_without_extended_key_usage(mut self) -> Self {
         self.builder.rules.require_extended_key_usage = false;
+        self
+    }
+
+    /// Lets the connector open connections while our own certificate is expired or not yet
+    /// valid, instead of failing with [`OwnCertificateNotValid`](super::OwnCertificateNotValid)
+    /// before connecting. Peers still refuse such a certificate; this exists to test that
+    /// they do.
+    pub fn connect_with_invalid_certificate(mut self) -> Self {
+        self.builder.connect_with_invalid_certificate = true;
         self
     }
 

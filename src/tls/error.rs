@@ -147,6 +147,14 @@ pub enum TlsConfigError {
         #[source]
         source: rustls::Error,
     },
+    /// A SPIFFE bundle (JWK Set) that cannot be read.
+    #[error("malformed SPIFFE bundle in {origin}: {reason}")]
+    SpiffeBundle {
+        /// Where the bundle came from.
+        origin: Origin,
+        /// What is wrong, with line and column for JSON syntax errors.
+        reason: String,
+    },
     /// A PEM file given as CRLs holds no `X509 CRL` section.
     #[error("no certificate revocation list in {origin}")]
     NoCrl {
@@ -282,6 +290,31 @@ impl HandshakeTimeout {
     /// The peer's address, when known (the connector knows it; a generic acceptor does not).
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
+    }
+}
+
+/// Our own certificate is expired or not yet valid, so the connector refuses to connect:
+/// every peer would refuse the handshake. Renew the certificate (or let rotation do it); see
+/// [`TlsConfig::certificate_expiry`](super::TlsConfig::certificate_expiry).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "our certificate is not valid now (valid from {} to {}, Unix seconds)",
+    unix_secs(*.not_before), unix_secs(*.not_after)
+)]
+pub struct OwnCertificateNotValid {
+    pub(crate) not_before: SystemTime,
+    pub(crate) not_after: SystemTime,
+}
+
+impl OwnCertificateNotValid {
+    /// Our certificate's `notAfter`.
+    pub fn not_after(&self) -> SystemTime {
+        self.not_after
+    }
+
+    /// Our certificate's `notBefore`.
+    pub fn not_before(&self) -> SystemTime {
+        self.not_before
     }
 }
 

@@ -209,6 +209,82 @@ impl TrustBundle {
         self.roots.is_empty()
     }
 
+    /// Reads a SPIFFE bundle (the JWK Set of the SPIFFE Trust Domain and Bundle standard,
+    /// §4) from a file. See [`TrustBundle::from_spiffe_bundle`].
+    pub fn from_spiffe_bundle_file(path: impl AsRef<Path>) -> Result<TrustBundle, TlsConfigError> {
+        let (json, origin) = read(path.as_ref())?;
+        Self::parse_spiffe_bundle(&json, origin)
+    }
+
+    /// Parses a SPIFFE bundle: a JWK Set whose `x509-svid` keys carry the trust domain's root
+    /// certificates in `x5c` (SPIFFE Trust Domain and Bundle §4.2.1, X.509-SVID §6.2).
+    ///
+    /// Keys with another `use` (`jwt-svid` keys verify JWT-SVIDs, not certificates) are
+    /// skipped, as are `x509-svid` keys without a certificate. A key whose `x5c` holds more
+    /// than one certificate contributes only the first (the standard requires exactly one);
+    /// this is logged at `warn`. An `x509-svid` key with a `kid` is accepted with a warning
+    /// (the standard says it must not have one). A bundle with no usable certificate is
+    /// [`TlsConfigError::EmptyBundle`]; malformed JSON is [`TlsConfigError::SpiffeBundle`]
+    /// with line and column.
+    pub fn from_spiffe_bundle(json: &[u8]) -> Result<TrustBundle, TlsConfigError> {
+        Self::parse_spiffe_bundle(json, Origin::Memory)
+    }
+
+    /// PEM, or a SPIFFE bundle when the text starts with `{` (what rotation reads).
+    pub(crate) fn parse_any(bytes: &[u8], origin: Origin) -> Result<TrustBundle, TlsConfigError> {
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Self::parse_spiffe_bundle(bytes, origin),
+            _ => Self::parse_pem(bytes, origin),
+        }
+    }
+
+    fn parse_spiffe_bundle(json: &[u8], origin: Origin) -> Result<TrustBundle, TlsConfigError> {
+        use base64::Engine as _;
+        let bad = |reason: String| TlsConfigError::SpiffeBundle {
+            origin: origin.clone(),
+            reason,
+        };
+        let value: serde_json::Value = serde_json::from_slice(json)
+            .map_err(|e| bad(format!("line {} column {}: {e}", e.line(), e.column())))?;
+        let keys = value
+            .get("keys")
+            .and_then(|k| k.as_array())
+            .ok_or_else(|| bad("no \"keys\" array".into()))?;
+        let mut certs = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            if key.get("use").and_then(|u| u.as_str()) != Some("x509-svid") {
+                continue;
+            }
+            let chain = match key.get("x5c") {
+                None => continue,
+                Some(serde_json::Value::Array(chain)) => chain,
+                Some(_) => return Err(bad(format!("keys[{i}].x5c is not an array"))),
+            };
+            let Some(first) = chain.first() else {
+                continue;
+            };
+            if chain.len() > 1 {
+                tracing::warn!(%origin, key = i, "x509-svid key with several x5c certificates: using the first");
+            }
+            if key.get("kid").is_some() {
+                tracing::warn!(%origin, key = i, "x509-svid key with a kid (the SPIFFE bundle format forbids one)");
+            }
+            let b64 = first
+                .as_str()
+                .ok_or_else(|| bad(format!("keys[{i}].x5c[0] is not a string")))?;
+            // RFC 7517 §4.7: x5c holds standard base64 (not URL-safe), with padding.
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| bad(format!("keys[{i}].x5c[0] is not base64: {e}")))?;
+            let cert = CertificateDer::from(der);
+            // The same root listed under two keys is one anchor.
+            if !certs.contains(&cert) {
+                certs.push(cert);
+            }
+        }
+        Self::from_certs(certs, origin)
+    }
+
     /// Adds the CRLs of a PEM file (`X509 CRL` sections) to the bundle.
     pub fn with_crl_pem_file(self, path: impl AsRef<Path>) -> Result<TrustBundle, TlsConfigError> {
         let (pem, origin) = read(path.as_ref())?;
@@ -366,4 +442,3 @@ fn certificates(
             source,
         })
 }
-

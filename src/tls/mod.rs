@@ -76,7 +76,8 @@ pub use self::config::{TlsConfig, TlsConfigBuilder};
 pub use self::connect::{TlsConnectLayer, TlsConnector};
 pub use self::error::{
     BadPeerCertificate, ConnectionAgeExceeded, HandshakeFailed, HandshakeTimeout, IdentityMismatch,
-    InvalidExpectedIdentity, NoExpectedIdentity, Origin, TlsConfigError, UnknownTrustDomain,
+    InvalidExpectedIdentity, NoExpectedIdentity, Origin, OwnCertificateNotValid, TlsConfigError,
+    UnknownTrustDomain,
 };
 pub use self::material::{Credentials, TrustBundle, TrustStore};
 pub use self::reload::{ReloadFiles, ReloadHandle, ReloadStatus};

@@ -37,7 +37,8 @@ impl ReloadFiles {
         }
     }
 
-    /// A PEM bundle for the SPIFFE trust domain `trust_domain`.
+    /// A bundle for the SPIFFE trust domain `trust_domain`: PEM, or a SPIFFE bundle (JWK Set,
+    /// see [`TrustBundle::from_spiffe_bundle`]) when the file starts with `{`.
     pub fn with_spiffe_bundle(
         mut self,
         trust_domain: TrustDomain,
@@ -234,11 +235,11 @@ fn trust_store(files: &ReloadFiles, bytes: &[Vec<u8>]) -> Result<TrustStore, Tls
     for ((td, path), pem) in files.spiffe.iter().zip(&mut bytes) {
         spiffe.push((
             td.clone(),
-            TrustBundle::parse_pem(pem, Origin::File(path.clone()))?,
+            TrustBundle::parse_any(pem, Origin::File(path.clone()))?,
         ));
     }
     let mut dns = match (&files.dns, files.dns.as_ref().and_then(|_| bytes.next())) {
-        (Some(path), Some(pem)) => Some(TrustBundle::parse_pem(pem, Origin::File(path.clone()))?),
+        (Some(path), Some(pem)) => Some(TrustBundle::parse_any(pem, Origin::File(path.clone()))?),
         _ => None,
     };
     for ((td, path), pem) in files.crls.iter().zip(bytes) {
@@ -282,7 +283,10 @@ fn report(tx: &watch::Sender<ReloadStatus>, kind: Kind, result: Result<(), TlsCo
             }
             Err(e) => {
                 // A file that stays missing fails every tick: log it once.
-                if slot.as_ref().is_none_or(|old| old.to_string() != e.to_string()) {
+                if slot
+                    .as_ref()
+                    .is_none_or(|old| old.to_string() != e.to_string())
+                {
                     tracing::warn!(
                         ?kind,
                         error = %e,

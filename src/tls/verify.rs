@@ -93,11 +93,9 @@ impl Anchors {
             }
             // The chain verified a moment ago without CRLs: what fails now is a CRL itself
             // (a bad signature, an issuer that may not sign CRLs).
-            other => Error::InvalidCertRevocationList(
-                rustls::CertRevocationListError::Other(OtherError(Arc::new(CrlFailure(
-                    format!("{other:?}"),
-                )))),
-            ),
+            other => Error::InvalidCertRevocationList(rustls::CertRevocationListError::Other(
+                OtherError(Arc::new(CrlFailure(format!("{other:?}")))),
+            )),
         })
     }
 }

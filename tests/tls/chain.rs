@@ -20,7 +20,14 @@ async fn server_a(td_a: &Ca) -> Server {
 /// an alert on first I/O, the handler is never called. Returns the server's certificate error.
 async fn client_refused(td_a: &Ca, leaf: &crate::pki::Leaf) -> CertificateError {
     let server = server_a(td_a).await;
-    let client = config(leaf, &[("td-a", td_a)]);
+    // Our connector would refuse to present an invalid certificate at all (G6); let it, to
+    // show that the server refuses it.
+    let client = builder(leaf, &[("td-a", td_a)])
+        .dangerous()
+        .connect_with_invalid_certificate()
+        .done()
+        .build()
+        .unwrap();
     let result = match connect(&client, server.addr, SERVER).await {
         // TLS 1.3: the client's handshake completes before the server judges its certificate.
         Ok(stream) => get(stream).await.map(|_| ()),

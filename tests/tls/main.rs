@@ -4,6 +4,8 @@
 //! configuration errors and hyper-util. Every rejection asserts that the handler behind the
 //! acceptor was never called.
 
+#![cfg(feature = "tls")]
+
 mod bundle;
 mod chain;
 mod config;
@@ -14,6 +16,7 @@ mod protocol;
 mod revocation;
 mod rotation;
 mod spiffe;
+mod spiffe_bundle;
 mod support;
 mod timeouts;
 mod versions;

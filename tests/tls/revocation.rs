@@ -58,8 +58,12 @@ fn with_crl(own: &Leaf, ca: &Ca, crl_pem: &str) -> TlsConfig {
 #[tokio::test]
 async fn a25_revoked_client_refused_by_the_server() {
     let td_a = Ca::root("td-a");
-    let server =
-        Server::start(with_crl(&leaf(&td_a, SERVER, 1), &td_a, &crl(&td_a, &[0x42]))).await;
+    let server = Server::start(with_crl(
+        &leaf(&td_a, SERVER, 1),
+        &td_a,
+        &crl(&td_a, &[0x42]),
+    ))
+    .await;
 
     let revoked = config(&leaf(&td_a, CLIENT, 0x42), &[("td-a", &td_a)]);
     let stream = connect(&revoked, server.addr, SERVER).await.unwrap();

@@ -459,3 +459,38 @@ async fn crls_reload_with_the_bundle_and_revoke_on_new_handshakes_only() {
     assert!(get(s).await.is_err(), "still revoked");
     assert_eq!(server.calls(), calls);
 }
+
+#[tokio::test]
+async fn g6_an_expired_own_certificate_opens_no_connection() {
+    let td_a = Ca::root("td-a");
+    let server = Server::start(self::config(&td_a.spiffe_leaf(SERVER), &[("td-a", &td_a)])).await;
+    let expired = td_a.leaf_with(|p| {
+        p.subject_alt_names = vec![crate::pki::uri(CLIENT)];
+        p.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+        p.not_after = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    });
+    let client = self::config(&expired, &[("td-a", &td_a)]);
+    assert!(client.certificate_expiry() < std::time::SystemTime::now());
+    let err = connect(&client, server.addr, SERVER).await.unwrap_err();
+    let refused = err
+        .downcast_ref::<tower_mesh::tls::OwnCertificateNotValid>()
+        .unwrap_or_else(|| panic!("{err:?}"));
+    assert_eq!(refused.not_after(), client.certificate_expiry());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        server.accepted.load(Ordering::SeqCst),
+        0,
+        "no socket was opened"
+    );
+    assert_eq!(server.calls(), 0);
+
+    // Renewal (a valid leaf for the same workload) makes it connect again.
+    let renewed = td_a.spiffe_leaf(CLIENT);
+    client
+        .update_credentials(
+            &Credentials::from_der(renewed.chain.clone(), renewed.key_der()).unwrap(),
+        )
+        .unwrap();
+    let stream = connect(&client, server.addr, SERVER).await.unwrap();
+    assert_eq!(get(stream).await.unwrap(), CLIENT);
+}
