@@ -11,6 +11,9 @@
 
 #![cfg(feature = "dns")]
 
+#[path = "support/servers.rs"]
+mod servers;
+
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::fs;
@@ -611,53 +614,16 @@ fn answers(addr: SocketAddr) -> bool {
 /// The dnsmasq to run: `DNSMASQ_BIN`, else `dnsmasq` on `PATH`, else `/usr/sbin/dnsmasq`
 /// (outside most users' `PATH`); `Err` says why there is none.
 fn dnsmasq_binary() -> Result<PathBuf, String> {
-    let bin = match std::env::var_os("DNSMASQ_BIN") {
-        Some(bin) => PathBuf::from(bin),
-        None => {
-            let on_path: Vec<PathBuf> = std::env::var_os("PATH")
-                .map(|path| {
-                    std::env::split_paths(&path)
-                        .map(|dir| dir.join("dnsmasq"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let known = PathBuf::from("/usr/sbin/dnsmasq");
-            match on_path.into_iter().chain([known]).find(|p| p.is_file()) {
-                Some(bin) => bin,
-                None => {
-                    return Err(
-                        "no dnsmasq on PATH or in /usr/sbin (apt-get install dnsmasq, \
-                                or set DNSMASQ_BIN)"
-                            .into(),
-                    );
-                }
-            }
-        }
-    };
-    match Command::new(&bin).arg("--version").output() {
-        Ok(out) if out.status.success() => Ok(bin),
-        Ok(out) => Err(format!(
-            "{} --version failed: {}",
-            bin.display(),
-            out.status
-        )),
-        Err(e) => Err(format!("cannot run {}: {e}", bin.display())),
-    }
+    servers::server_binary(
+        "DNSMASQ_BIN",
+        "dnsmasq",
+        &["/usr/sbin/dnsmasq"],
+        "apt-get install dnsmasq",
+    )
 }
 
-/// Skips the calling test for want of a server: loudly, or as a failure when
-/// `TOWER_MESH_REQUIRE_SERVERS` is set, so that CI cannot pass by testing nothing.
 fn skip<T>(why: &str) -> Option<T> {
-    let required =
-        std::env::var_os("TOWER_MESH_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty() && v != "0");
-    if required {
-        panic!("TOWER_MESH_REQUIRE_SERVERS is set, but {why}");
-    }
-    eprintln!(
-        "\n!!! SKIPPED: {why}; DNS discovery was NOT tested against a real server \
-         (set TOWER_MESH_REQUIRE_SERVERS=1 to make this a failure) !!!\n"
-    );
-    None
+    servers::skip("DNS discovery", why)
 }
 
 fn write_atomically(path: &Path, lines: &[&str]) {

@@ -4,6 +4,9 @@
 //! `TOWER_MESH_REQUIRE_SERVERS` is set (as CI does, after installing Debian's `etcd-server`).
 #![cfg(feature = "etcd")]
 
+#[path = "support/servers.rs"]
+mod servers;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -890,51 +893,16 @@ fn assert_keepalive_on_connections_to(port: u16) {
 /// The etcd binary to run: `ETCD_BIN`, else `etcd` on `PATH`, else the usual install paths;
 /// `Err` says why there is none.
 fn etcd_binary() -> Result<PathBuf, String> {
-    let bin = match std::env::var_os("ETCD_BIN") {
-        Some(bin) => PathBuf::from(bin),
-        None => {
-            let on_path: Vec<PathBuf> = std::env::var_os("PATH")
-                .map(|path| {
-                    std::env::split_paths(&path)
-                        .map(|dir| dir.join("etcd"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let known = ["/usr/bin/etcd", "/usr/local/bin/etcd"].map(PathBuf::from);
-            match on_path.into_iter().chain(known).find(|p| p.is_file()) {
-                Some(bin) => bin,
-                None => {
-                    return Err("no etcd binary on PATH, in /usr/bin or in /usr/local/bin \
-                                (install Debian's etcd-server, or set ETCD_BIN)"
-                        .into());
-                }
-            }
-        }
-    };
-    match Command::new(&bin).arg("--version").output() {
-        Ok(out) if out.status.success() => Ok(bin),
-        Ok(out) => Err(format!(
-            "{} --version failed: {}",
-            bin.display(),
-            out.status
-        )),
-        Err(e) => Err(format!("cannot run {}: {e}", bin.display())),
-    }
+    servers::server_binary(
+        "ETCD_BIN",
+        "etcd",
+        &["/usr/bin/etcd", "/usr/local/bin/etcd"],
+        "install Debian's etcd-server",
+    )
 }
 
-/// Skips the calling test for want of a server: loudly, or as a failure when
-/// `TOWER_MESH_REQUIRE_SERVERS` is set, so that CI cannot pass by testing nothing.
 fn skip<T>(why: &str) -> Option<T> {
-    let required =
-        std::env::var_os("TOWER_MESH_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty() && v != "0");
-    if required {
-        panic!("TOWER_MESH_REQUIRE_SERVERS is set, but {why}");
-    }
-    eprintln!(
-        "\n!!! SKIPPED: {why}; etcd discovery was NOT tested against a real server \
-         (set TOWER_MESH_REQUIRE_SERVERS=1 to make this a failure) !!!\n"
-    );
-    None
+    servers::skip("etcd discovery", why)
 }
 
 /// Whether `error` (an error chain as text) is the connection to `url` failing, rather than a

@@ -21,6 +21,9 @@ mod grpc;
 mod headers;
 mod jwt;
 mod paths;
+// The TLS suite's in-process PKI (rcgen), shared rather than copied.
+#[allow(dead_code)]
+#[path = "../tls/pki.rs"]
 mod pki;
 mod policy;
 mod support;
