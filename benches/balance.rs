@@ -20,6 +20,12 @@
 //! - `under_churn`: per-request cost at N = 10,000, idle and while one change a millisecond
 //!   streams in, on a 2-worker runtime.
 //!
+//! - `resilience`: the per-request cost of health and retries on the success path, beside the
+//!   plain balancer (`balance`, round-robin) at N ∈ {10, 1000}: `health` adds outlier detection
+//!   (consecutive failures and failure rate) and active checks; `health_retry` wraps that in
+//!   `retry::Retry` with the default budget; `health_retry_timeout` adds a per-try timeout and
+//!   `health_hedge` fixed-delay hedging, for what those options cost.
+//!
 //! Run with `cargo bench --bench balance`; medians are in `target/criterion/*/*/new/estimates.json`.
 
 use std::convert::Infallible;
@@ -35,7 +41,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use tower::load::{CompleteOnResponse, PeakEwma as TowerPeakEwma, PendingRequests};
-use tower::{Service, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 use tower_mesh::balance::hash::Maglev;
 use tower_mesh::balance::{
     Balance, LeastRequest, PeakEwma, Pick, PickRequest, Random, RoundRobin, Weighted,
@@ -43,6 +49,8 @@ use tower_mesh::balance::{
 };
 use tower_mesh::discover::{Static, ToTower, Watch};
 use tower_mesh::endpoint::{Endpoint, Weight};
+use tower_mesh::health::{FailureRate, HealthCheck, OutlierDetection};
+use tower_mesh::retry::{AssumeIdempotent, Hedge, RetryLayer};
 
 const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 
@@ -647,10 +655,50 @@ fn config() -> Criterion {
         .sample_size(40)
 }
 
+/// A balancer with outlier detection and health checks, over `n` always-ready endpoints.
+async fn healthy(n: usize) -> Balance<RoundRobin, Echo> {
+    let make = tower::service_fn(|_: Endpoint| async { Ok::<_, Infallible>(Echo(1)) });
+    let probe = tower::service_fn(|_: Endpoint| async { Ok::<_, Infallible>(()) });
+    let detection = OutlierDetection::new()
+        .failure_rate(FailureRate::new(50, 100).expect("valid"))
+        .interval(Duration::from_secs(1))
+        .expect("valid");
+    let balance = Balance::builder(RoundRobin::with_seed(1))
+        .outlier_detection(detection)
+        .health_check(HealthCheck::new(Duration::from_secs(1)), probe)
+        .build(Static::new(endpoints(n, false)), make)
+        .expect("valid config");
+    wait_ready(&balance, n).await;
+    balance
+}
+
+fn resilience(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut group = c.benchmark_group("resilience");
+    for n in [10, 1000] {
+        let g = &mut group;
+        let plain = rt.block_on(ours(RoundRobin::with_seed(1), endpoints(n, false)));
+        bench_service(g, &rt, "balance", n, plain);
+        bench_service(g, &rt, "health", n, rt.block_on(healthy(n)));
+        let retry = RetryLayer::new(AssumeIdempotent::new()).layer(rt.block_on(healthy(n)));
+        bench_service(g, &rt, "health_retry", n, retry);
+        let timeout = RetryLayer::new(AssumeIdempotent::new())
+            .per_try_timeout(Duration::from_secs(1))
+            .expect("valid")
+            .layer(rt.block_on(healthy(n)));
+        bench_service(g, &rt, "health_retry_timeout", n, timeout);
+        let hedge = RetryLayer::new(AssumeIdempotent::new())
+            .hedge(Hedge::after(Duration::from_millis(50)))
+            .layer(rt.block_on(healthy(n)));
+        bench_service(g, &rt, "health_hedge", n, hedge);
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = per_request, shared, update, churn
+    targets = per_request, shared, update, churn, resilience
 }
 criterion_main!(benches);
 

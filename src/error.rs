@@ -78,6 +78,16 @@ pub enum ConfigError {
     /// A power-of-d-choices count outside 2 to 10.
     #[error("invalid choice count {0}: must be from 2 to 10")]
     InvalidChoices(usize),
+    /// A health setting (outlier detection, health checks, panic threshold) out of range.
+    #[error("invalid {setting} {value}: must be {expected}")]
+    InvalidHealth {
+        /// The setting.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What the setting accepts.
+        expected: &'static str,
+    },
     /// The balancer was built outside a Tokio runtime, so its driver task cannot be spawned.
     #[error("balancer built outside a tokio runtime; call build from within one")]
     NoRuntime,

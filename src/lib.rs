@@ -50,6 +50,9 @@
 //! - [`discover`]: discovery sources and tower adapters.
 //! - [`balance`]: the [`Balance`](balance::Balance) service and its pickers.
 //! - [`load`]: per-endpoint load counters.
+//! - [`health`]: what counts as a failure, outlier ejection, active health checks, panic
+//!   threshold.
+//! - [`retry`]: retries to another endpoint under a budget, and hedged requests.
 //! - `identity`, `tls` (feature `tls`): workload identities and mutual TLS.
 //! - `authz` (feature `authz`): authentication and authorization policy.
 //!
@@ -59,7 +62,7 @@
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `http` | request-key extractors (`Header`, `Path`, `Cookie`, `QueryParam`) for hashing pickers |
+//! | `http` | request-key extractors (`Header`, `Path`, `Cookie`, `QueryParam`) for hashing pickers; the `5xx`/gRPC classifier (`health::HttpStatus`); body-length request tracking (`load::TrackBody`); the HTTP retry policy and replayable bodies (`retry::Http`, `retry::ReplayBody`) |
 //! | `dns` | DNS discovery (`discover::dns::Dns`): A/AAAA or SRV records at their TTL |
 //! | `etcd` | etcd v3 discovery (`discover::etcd::Etcd`) and self-registration (`Registration`) |
 //! | `file` | file discovery (`discover::file::File`): a JSON or TOML endpoint list, reloaded on change |
@@ -82,14 +85,17 @@ pub mod balance;
 pub mod discover;
 pub mod endpoint;
 pub mod error;
+pub mod health;
 #[cfg(any(feature = "tls", feature = "authz"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "tls", feature = "authz"))))]
 pub mod identity;
 pub mod load;
+pub mod retry;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 
 pub use crate::balance::hash::HashConfigError;
 pub use crate::error::{ConfigError, InvalidWeight, NoEndpoints, WatchClosed};
+pub use crate::retry::RetryConfigError;
 pub use tower::BoxError;

@@ -10,13 +10,14 @@ use tower::Service;
 
 use super::BalanceLayer;
 use super::chunked::Chunked;
-use super::driver::{Backoff, Driver, Published};
+use super::driver::{Backoff, Driver, Published, Settings};
 use super::pick::Pick;
 use super::service::{Balance, Shared};
 use super::snapshot::Snapshot;
 use crate::discover::Update;
 use crate::endpoint::Endpoint;
 use crate::error::{BoxError, ConfigError};
+use crate::health::{HealthCheck, HealthConfig, OutlierDetection, Probe, TransportErrors};
 
 /// Configures and builds a [`Balance`].
 ///
@@ -55,25 +56,22 @@ use crate::error::{BoxError, ConfigError};
 /// # Ok(())
 /// # }
 /// ```
-pub struct Builder<P> {
+pub struct Builder<P, C = TransportErrors> {
     picker: Arc<P>,
+    classify: C,
+    health: HealthConfig,
     ready_timeout: Duration,
     backoff: Backoff,
     seed: Option<u64>,
 }
 
 impl<P: Pick> Builder<P> {
-    /// The default ready timeout.
-    pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
-    /// The default first reconnect delay.
-    pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
-    /// The default longest reconnect delay.
-    pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
-
     /// A builder with the given picker and the defaults.
     pub fn new(picker: P) -> Self {
         Builder {
             picker: Arc::new(picker),
+            classify: TransportErrors,
+            health: HealthConfig::default(),
             ready_timeout: Self::DEFAULT_READY_TIMEOUT,
             backoff: Backoff {
                 min: Self::DEFAULT_BACKOFF_MIN,
@@ -81,6 +79,59 @@ impl<P: Pick> Builder<P> {
             },
             seed: None,
         }
+    }
+}
+
+impl<P: Pick, C> Builder<P, C> {
+    /// The default ready timeout.
+    pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default first reconnect delay.
+    pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+    /// The default longest reconnect delay.
+    pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+    /// Sets the classifier that decides which results count as an endpoint's failures (in
+    /// its error count and for [outlier detection](crate::health)). The default,
+    /// [`TransportErrors`], counts every error and no response;
+    /// [`HttpStatus`](crate::health::HttpStatus) (feature `http`) also counts `5xx` and gRPC
+    /// `UNAVAILABLE`.
+    pub fn classify<C2>(self, classify: C2) -> Builder<P, C2> {
+        Builder {
+            picker: self.picker,
+            classify,
+            health: self.health,
+            ready_timeout: self.ready_timeout,
+            backoff: self.backoff,
+            seed: self.seed,
+        }
+    }
+
+    /// Turns on passive outlier detection: endpoints whose requests keep failing (as the
+    /// [classifier](Self::classify) judges) are ejected for a while. Off by default.
+    pub fn outlier_detection(mut self, detection: OutlierDetection) -> Self {
+        self.health.outlier = Some(detection);
+        self
+    }
+
+    /// Turns on active health checks through `probe`, any `Service<Endpoint>` whose `Ok` means
+    /// healthy (for example a `GET /healthz` on the endpoint). Off by default. See
+    /// [`HealthCheck`].
+    pub fn health_check<T>(mut self, check: HealthCheck, probe: T) -> Self
+    where
+        T: Service<Endpoint> + Clone + Send + Sync + 'static,
+        T::Error: Into<BoxError>,
+        T::Future: Send + 'static,
+    {
+        self.health.check = Some((check, Probe::new(probe)));
+        self
+    }
+
+    /// Below this share of endpoints in service, in percent, health is ignored and every
+    /// connected endpoint is used (Envoy's panic threshold). Default 50; 0 turns panic mode
+    /// off; above 100 is refused at build time.
+    pub fn panic_threshold(mut self, percent: u32) -> Self {
+        self.health.panic_threshold = percent;
+        self
     }
 
     /// How long `poll_ready` waits for an endpoint after the set becomes empty (or the balancer
@@ -114,6 +165,16 @@ impl<P: Pick> Builder<P> {
         if min.is_zero() || min > max {
             return Err(ConfigError::InvalidBackoff { min, max });
         }
+        if self.health.panic_threshold > 100 {
+            return Err(ConfigError::InvalidHealth {
+                setting: "panic_threshold",
+                value: self.health.panic_threshold.to_string(),
+                expected: "a percentage from 0 to 100",
+            });
+        }
+        if let Some((check, _)) = &self.health.check {
+            check.validate()?;
+        }
         Ok(())
     }
 
@@ -126,7 +187,7 @@ impl<P: Pick> Builder<P> {
     /// # Errors
     ///
     /// [`ConfigError`] naming a bad setting, or [`ConfigError::NoRuntime`] outside a runtime.
-    pub fn build<D, E, M, S>(self, discover: D, make: M) -> Result<Balance<P, S>, ConfigError>
+    pub fn build<D, E, M, S>(self, discover: D, make: M) -> Result<Balance<P, S, C>, ConfigError>
     where
         D: Stream<Item = Result<Update, E>> + Send + 'static,
         E: Into<BoxError> + Send + 'static,
@@ -159,8 +220,11 @@ impl<P: Pick> Builder<P> {
             discover,
             make,
             Arc::clone(&published),
-            self.backoff,
-            seed,
+            Settings {
+                backoff: self.backoff,
+                seed,
+                health: self.health,
+            },
             now,
         );
         let handle = runtime.spawn(driver.run());
@@ -170,7 +234,7 @@ impl<P: Pick> Builder<P> {
             clones: AtomicU64::new(0),
             driver: handle.abort_handle(),
         });
-        Ok(Balance::from_parts(self.picker, shared))
+        Ok(Balance::from_parts(self.picker, self.classify, shared))
     }
 
     /// A [`tower::Layer`] that builds a balancer around a `MakeService<Endpoint>`, fed by a
@@ -179,16 +243,18 @@ impl<P: Pick> Builder<P> {
     /// # Errors
     ///
     /// [`ConfigError`] naming a bad setting.
-    pub fn into_layer<D>(self, discover: D) -> Result<BalanceLayer<P, D>, ConfigError> {
+    pub fn into_layer<D>(self, discover: D) -> Result<BalanceLayer<P, D, C>, ConfigError> {
         self.validate()?;
         Ok(BalanceLayer::from_builder(self, discover))
     }
 }
 
-impl<P> Clone for Builder<P> {
+impl<P, C: Clone> Clone for Builder<P, C> {
     fn clone(&self) -> Self {
         Builder {
             picker: Arc::clone(&self.picker),
+            classify: self.classify.clone(),
+            health: self.health.clone(),
             ready_timeout: self.ready_timeout,
             backoff: self.backoff,
             seed: self.seed,
@@ -196,7 +262,7 @@ impl<P> Clone for Builder<P> {
     }
 }
 
-impl<P: fmt::Debug> fmt::Debug for Builder<P> {
+impl<P: fmt::Debug, C> fmt::Debug for Builder<P, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("picker", &self.picker)

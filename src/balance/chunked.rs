@@ -86,7 +86,6 @@ impl<T> Default for Staging<T> {
 }
 
 impl<T: Clone> Staging<T> {
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -12,18 +12,20 @@ use futures_core::Stream;
 use futures_util::{FutureExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
+use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
 use super::chunked::Staging;
 use super::pick::{EndpointView, Pick};
-use super::snapshot::Snapshot;
+use super::snapshot::{Snapshot, StatusRow};
 use super::stats::EndpointState;
 use crate::discover::Update;
 use crate::endpoint::Endpoint;
 use crate::error::BoxError;
-use crate::load::Load;
+use crate::health::{EjectReason, HealthCheck, HealthConfig, Probe, Record};
+use crate::load::{Alarm, Load};
 
 /// How often the driver looks for retired snapshots to drop while some are still held.
 const REAP_INTERVAL: Duration = Duration::from_secs(1);
@@ -31,10 +33,19 @@ const REAP_INTERVAL: Duration = Duration::from_secs(1);
 /// State the driver shares with every balancer clone.
 pub(crate) struct Published<T, S> {
     pub(crate) snapshot: Arc<ArcSwap<Snapshot<T, S>>>,
-    /// Endpoints discovery named whose clients are not ready, for `Balance::endpoints`.
-    pub(crate) pending: Mutex<Vec<(Arc<Endpoint>, EndpointState)>>,
+    /// Endpoints discovery named that are not simply ready and healthy (connecting, backing
+    /// off, ejected, unhealthy, or with past ejections), for `Balance::endpoints`.
+    pub(crate) pending: Mutex<Vec<StatusRow>>,
     /// Balancer clones waiting in `poll_ready` for a non-empty set, by clone id.
     pub(crate) waiters: Mutex<HashMap<u64, Waker>>,
+}
+
+/// The driver's configuration from the builder.
+pub(crate) struct Settings {
+    pub(crate) backoff: Backoff,
+    /// Seeds the reconnect and probe jitter.
+    pub(crate) seed: u64,
+    pub(crate) health: HealthConfig,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +82,9 @@ enum State {
     Arrived,
     /// Published at this index of [`Ready`].
     Ready(usize),
+    /// Client made, but out of service for its health; client and load wait in
+    /// `Driver::parked`.
+    Parked,
 }
 
 struct Entry {
@@ -78,13 +92,53 @@ struct Entry {
     generation: u64,
     failures: u32,
     state: State,
+    health: Record,
+    /// The endpoint's probe task, aborted when the entry goes.
+    probe: Option<ProbeTask>,
+}
+
+/// Aborts a probe task when dropped, so no probe outlives its endpoint or its balancer.
+struct ProbeTask(AbortHandle);
+
+impl Drop for ProbeTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One probe's result: endpoint, generation, outcome.
+type ProbeResult = (SocketAddr, u64, Result<(), String>);
+
+/// The driver's health machinery, present when outlier detection or health checks are on.
+struct Health {
+    config: HealthConfig,
+    /// Rung by a failure that completes a run of consecutive failures.
+    alarm: Arc<Alarm>,
+    probe_tx: mpsc::UnboundedSender<ProbeResult>,
+    /// When the next outlier-detection interval ends.
+    next_interval: Option<Instant>,
+    /// Whether the last reconcile found the balancer in panic mode.
+    panic: bool,
+    /// Entries whose health is worth reporting (`Record::is_notable`).
+    notable: BTreeSet<SocketAddr>,
 }
 
 impl Entry {
+    fn new(endpoint: Endpoint, generation: u64) -> Self {
+        Entry {
+            endpoint: Arc::new(endpoint),
+            generation,
+            failures: 0,
+            state: State::Queued,
+            health: Record::default(),
+            probe: None,
+        }
+    }
+
     fn abort(&self) {
         match &self.state {
             State::Connecting(abort) | State::Backoff { abort, .. } => abort.abort(),
-            State::Queued | State::Arrived | State::Ready(_) => {}
+            State::Queued | State::Arrived | State::Ready(_) | State::Parked => {}
         }
     }
 
@@ -112,6 +166,14 @@ pub(crate) struct Driver<P: Pick, D, M, S> {
     entries: BTreeMap<SocketAddr, Entry>,
     ready: Ready<S>,
     arrived: BTreeMap<SocketAddr, S>,
+    /// Clients and loads of endpoints out of service for their health.
+    parked: BTreeMap<SocketAddr, (S, Load)>,
+    health: Option<Health>,
+    /// The health alarm, when consecutive-failure ejection is on (a clone of `Health::alarm`,
+    /// apart so the driver loop can wait on it while handling other events).
+    alarm: Option<Arc<Alarm>>,
+    /// Probe results, when health checks are on.
+    probe_rx: Option<mpsc::UnboundedReceiver<ProbeResult>>,
     /// Addresses of the entries that are not ready, for `Balance::endpoints`.
     not_ready: BTreeSet<SocketAddr>,
     tasks: JoinSet<Done<S>>,
@@ -144,11 +206,38 @@ where
         discover: D,
         make: M,
         published: Arc<Published<P::Table, S>>,
-        backoff: Backoff,
-        seed: u64,
+        settings: Settings,
         empty_since: Instant,
     ) -> Self {
+        let Settings {
+            backoff,
+            seed,
+            health,
+        } = settings;
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+        let probe_rx = health.check.is_some().then_some(probe_rx);
+        let alarm = Arc::new(Alarm::new());
+        let watch_runs = health
+            .outlier
+            .as_ref()
+            .is_some_and(|o| o.consecutive.is_some());
+        let alarm_rx = watch_runs.then(|| Arc::clone(&alarm));
+        let health = health.is_enabled().then(|| {
+            let next_interval = health.outlier.as_ref().map(|o| Instant::now() + o.interval);
+            Health {
+                config: health,
+                alarm,
+                probe_tx,
+                next_interval,
+                panic: false,
+                notable: BTreeSet::new(),
+            }
+        });
         Driver {
+            parked: BTreeMap::new(),
+            health,
+            alarm: alarm_rx,
+            probe_rx,
             picker,
             discover: Box::pin(discover),
             discover_done: false,
@@ -186,6 +275,8 @@ where
             if self.status_changed {
                 self.publish_status();
             }
+            let expiry = self.next_expiry();
+            let interval = self.health.as_ref().and_then(|h| h.next_interval);
             tokio::select! {
                 biased;
                 item = self.discover.next(), if !self.discover_done => {
@@ -205,6 +296,15 @@ where
                     }
                 }
                 () = tokio::time::sleep(REAP_INTERVAL), if !self.retired.is_empty() => self.reap(),
+                () = rung(self.alarm.as_deref()), if self.alarm.is_some() => self.on_alarm(),
+                Some(result) = next_probe(self.probe_rx.as_mut()), if self.probe_rx.is_some() => {
+                    self.on_probe(result);
+                    while let Some(result) = self.probe_rx.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                        self.on_probe(result);
+                    }
+                }
+                () = sleep_until(expiry), if expiry.is_some() => self.on_expiry(),
+                () = sleep_until(interval), if interval.is_some() => self.on_interval(),
                 else => break,
             }
         }
@@ -268,30 +368,24 @@ where
             // A different expected identity needs a client built for it.
             entry.abort();
             let was_ready = entry.ready_index();
+            let was_parked = matches!(entry.state, State::Parked);
             self.generation += 1;
-            *entry = Entry {
-                endpoint: Arc::new(ep),
-                generation: self.generation,
-                failures: 0,
-                state: State::Queued,
-            };
+            *entry = Entry::new(ep, self.generation);
             if let Some(index) = was_ready {
                 self.unpublish(index);
+            }
+            if was_ready.is_some() || was_parked {
                 self.not_ready.insert(addr);
             }
             self.arrived.remove(&addr);
+            self.parked.remove(&addr);
+            if let Some(health) = &mut self.health {
+                health.notable.remove(&addr);
+            }
         } else {
             tracing::debug!(endpoint = %addr, "endpoint discovered");
             self.generation += 1;
-            self.entries.insert(
-                addr,
-                Entry {
-                    endpoint: Arc::new(ep),
-                    generation: self.generation,
-                    failures: 0,
-                    state: State::Queued,
-                },
-            );
+            self.entries.insert(addr, Entry::new(ep, self.generation));
             self.not_ready.insert(addr);
         }
         self.queued.push(addr);
@@ -302,10 +396,16 @@ where
         if let Some(entry) = self.entries.remove(&addr) {
             tracing::debug!(endpoint = %addr, "endpoint removed");
             entry.abort();
+            if let Some(health) = &mut self.health
+                && health.notable.remove(&addr)
+            {
+                self.status_changed = true;
+            }
             match entry.ready_index() {
                 Some(index) => self.unpublish(index),
                 None => {
                     self.arrived.remove(&addr);
+                    self.parked.remove(&addr);
                     self.not_ready.remove(&addr);
                     self.status_changed = true;
                 }
@@ -313,15 +413,35 @@ where
         }
     }
 
-    /// Adds a ready endpoint to the set being published.
+    /// Adds a ready endpoint to the set being published, with fresh counters (and, with health
+    /// checks, starts its probe).
     fn publish_ready(&mut self, addr: SocketAddr, client: S) {
         let Some(entry) = self.entries.get_mut(&addr) else {
             return;
         };
-        let index = self.ready.clients.push(client);
-        self.ready.loads.push(Load::new());
-        self.ready.endpoints.push(Arc::clone(&entry.endpoint));
+        let load = Load::new();
+        if let Some(health) = &self.health {
+            if let Some(n) = health.config.outlier.as_ref().and_then(|o| o.consecutive) {
+                load.arm(&health.alarm, n);
+            }
+            if let Some((check, probe)) = &health.config.check {
+                let seed = self.rng.random();
+                let task = tokio::spawn(probe_loop(
+                    probe.clone(),
+                    check.clone(),
+                    Endpoint::clone(&entry.endpoint),
+                    entry.generation,
+                    health.probe_tx.clone(),
+                    seed,
+                ));
+                entry.probe = Some(ProbeTask(task.abort_handle()));
+            }
+        }
         entry.failures = 0;
+        entry.health = Record::default();
+        let index = self.ready.clients.push(client);
+        self.ready.loads.push(load);
+        self.ready.endpoints.push(Arc::clone(&entry.endpoint));
         entry.state = State::Ready(index);
         self.not_ready.remove(&addr);
         self.status_changed = true;
@@ -450,6 +570,10 @@ where
         for (addr, client) in std::mem::take(&mut self.arrived) {
             self.publish_ready(addr, client);
         }
+        if self.health.is_some() {
+            // Membership changed: the share in service, and so panic mode, may have too.
+            self.reconcile();
+        }
         let endpoints = self.ready.endpoints.publish();
         let views: Vec<EndpointView<'_>> = endpoints.iter().map(|e| EndpointView::new(e)).collect();
         let table = self.picker.build(&views);
@@ -494,13 +618,21 @@ where
 
     fn publish_status(&mut self) {
         self.status_changed = false;
-        let pending = self
-            .not_ready
+        let notable = self.health.as_ref().map(|h| &h.notable);
+        let addrs: BTreeSet<SocketAddr> = match notable {
+            Some(notable) => self.not_ready.union(notable).copied().collect(),
+            None => self.not_ready.clone(),
+        };
+        let rows = addrs
             .iter()
             .filter_map(|addr| {
                 let e = self.entries.get(addr)?;
+                let (load, in_service) = match &e.state {
+                    State::Ready(i) => (self.ready.loads.get(*i).cloned(), true),
+                    State::Parked => (self.parked.get(addr).map(|(_, l)| l.clone()), false),
+                    _ => (None, false),
+                };
                 let state = match &e.state {
-                    State::Ready(_) => return None,
                     State::Queued | State::Connecting(_) | State::Arrived => {
                         EndpointState::Connecting {
                             failures: e.failures,
@@ -510,11 +642,454 @@ where
                         failures: e.failures,
                         last_error: last_error.clone(),
                     },
+                    State::Ready(_) | State::Parked => health_state(&e.health),
                 };
-                Some((Arc::clone(&e.endpoint), state))
+                Some(StatusRow {
+                    endpoint: Arc::clone(&e.endpoint),
+                    state,
+                    load,
+                    ejections: e.health.ejections,
+                    in_service,
+                })
             })
             .collect();
-        *lock(&self.published.pending) = pending;
+        *lock(&self.published.pending) = rows;
+    }
+}
+
+impl<P, D, E, M, S> Driver<P, D, M, S>
+where
+    P: Pick,
+    D: Stream<Item = Result<Update, E>> + Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+    M: Service<Endpoint, Response = S> + Send + 'static,
+    M::Error: Into<BoxError>,
+    M::Future: Send + 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    /// The load counters of a connected endpoint.
+    fn load_of(&self, addr: &SocketAddr, state: &State) -> Option<&Load> {
+        match state {
+            State::Ready(i) => self.ready.loads.get(*i),
+            State::Parked => self.parked.get(addr).map(|(_, load)| load),
+            _ => None,
+        }
+    }
+
+    /// Endpoints with a client: in service or parked.
+    fn connected(&self) -> usize {
+        self.ready.clients.len() + self.parked.len()
+    }
+
+    /// When the earliest ejection ends.
+    fn next_expiry(&self) -> Option<Instant> {
+        let health = self.health.as_ref()?;
+        health
+            .notable
+            .iter()
+            .filter_map(|a| self.entries.get(a)?.health.ejected.map(|e| e.until))
+            .min()
+    }
+
+    /// Ejects `addr` unless the max ejection share is reached. Returns whether it did.
+    fn try_eject(&mut self, addr: SocketAddr, reason: EjectReason, now: Instant) -> bool {
+        let connected = self.connected();
+        let Some(health) = &mut self.health else {
+            return false;
+        };
+        let Some(outlier) = &health.config.outlier else {
+            return false;
+        };
+        let ejected = health
+            .notable
+            .iter()
+            .filter(|a| {
+                self.entries
+                    .get(a)
+                    .is_some_and(|e| e.health.ejected.is_some())
+            })
+            .count();
+        let max = outlier.max_ejected(connected);
+        let Some(entry) = self.entries.get_mut(&addr) else {
+            return false;
+        };
+        if entry.health.ejected.is_some() {
+            return false;
+        }
+        if ejected >= max {
+            tracing::debug!(
+                endpoint = %addr,
+                %reason,
+                ejected,
+                max,
+                "not ejecting: the max ejection share is reached"
+            );
+            return false;
+        }
+        let time = entry.health.eject(now, reason, outlier);
+        tracing::warn!(
+            endpoint = %addr,
+            %reason,
+            ejections = entry.health.ejections,
+            for_ = ?time,
+            "endpoint ejected"
+        );
+        health.notable.insert(addr);
+        self.status_changed = true;
+        true
+    }
+
+    /// A failure completed a run of consecutive failures somewhere: eject the endpoints whose
+    /// run is long enough.
+    fn on_alarm(&mut self) {
+        let Some(threshold) = self
+            .health
+            .as_ref()
+            .and_then(|h| h.config.outlier.as_ref()?.consecutive)
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let tripped: Vec<(SocketAddr, u64)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.health.ejected.is_none())
+            .filter_map(|(addr, e)| {
+                let run = self.load_of(addr, &e.state)?.consecutive_failures();
+                (run >= u64::from(threshold)).then_some((*addr, run))
+            })
+            .collect();
+        let mut changed = false;
+        for (addr, failures) in tripped {
+            changed |= self.try_eject(addr, EjectReason::ConsecutiveFailures { failures }, now);
+        }
+        if changed {
+            self.reconcile();
+        }
+    }
+
+    /// Ends the ejections that are due.
+    fn on_expiry(&mut self) {
+        let now = Instant::now();
+        let due: Vec<SocketAddr> = match &self.health {
+            Some(h) => h
+                .notable
+                .iter()
+                .filter(|a| {
+                    self.entries
+                        .get(a)
+                        .and_then(|e| e.health.ejected)
+                        .is_some_and(|e| e.until <= now)
+                })
+                .copied()
+                .collect(),
+            None => return,
+        };
+        for addr in due {
+            self.end_ejection(addr, "ejection time over");
+        }
+        self.reconcile();
+    }
+
+    /// Returns `addr` from ejection with a clean failure run.
+    fn end_ejection(&mut self, addr: SocketAddr, why: &'static str) {
+        let Some(entry) = self.entries.get(&addr) else {
+            return;
+        };
+        let (finished, errors) = match self.load_of(&addr, &entry.state) {
+            Some(load) => {
+                load.reset_consecutive();
+                (load.finished(), load.errors())
+            }
+            None => (0, 0),
+        };
+        let Some(entry) = self.entries.get_mut(&addr) else {
+            return;
+        };
+        entry.health.ejected = None;
+        entry.health.base_finished = finished;
+        entry.health.base_errors = errors;
+        tracing::info!(endpoint = %addr, why, "endpoint back from ejection");
+        self.status_changed = true;
+    }
+
+    /// One outlier-detection interval ended: failure rates, and multiplier decay.
+    fn on_interval(&mut self) {
+        let now = Instant::now();
+        let Some(health) = &mut self.health else {
+            return;
+        };
+        let Some(outlier) = health.config.outlier.clone() else {
+            return;
+        };
+        health.next_interval = Some(now + outlier.interval);
+        let mut tripped = Vec::new();
+        let addrs: Vec<SocketAddr> = self.entries.keys().copied().collect();
+        for addr in addrs {
+            let Some(entry) = self.entries.get(&addr) else {
+                continue;
+            };
+            if entry.health.ejected.is_some() {
+                continue;
+            }
+            let Some((finished, errors)) = self
+                .load_of(&addr, &entry.state)
+                .map(|l| (l.finished(), l.errors()))
+            else {
+                continue;
+            };
+            let Some(entry) = self.entries.get_mut(&addr) else {
+                continue;
+            };
+            let record = &mut entry.health;
+            let requests = finished.saturating_sub(record.base_finished);
+            let failures = errors.saturating_sub(record.base_errors);
+            record.base_finished = finished;
+            record.base_errors = errors;
+            record.multiplier = record.multiplier.saturating_sub(1);
+            if let Some(rate) = &outlier.failure_rate
+                && rate.trips(requests, failures)
+            {
+                tripped.push((addr, EjectReason::FailureRate { failures, requests }));
+            }
+        }
+        let mut changed = false;
+        for (addr, reason) in tripped {
+            changed |= self.try_eject(addr, reason, now);
+        }
+        if changed {
+            self.reconcile();
+        }
+    }
+
+    /// One probe finished.
+    fn on_probe(&mut self, (addr, generation, result): ProbeResult) {
+        let Some(health) = &mut self.health else {
+            return;
+        };
+        let Some((check, _)) = &health.config.check else {
+            return;
+        };
+        let Some(entry) = self.entries.get_mut(&addr) else {
+            return;
+        };
+        if entry.generation != generation || !matches!(entry.state, State::Ready(_) | State::Parked)
+        {
+            return;
+        }
+        let record = &mut entry.health;
+        let mut changed = false;
+        let mut end_ejection = false;
+        match result {
+            Ok(()) => {
+                record.passes = record.passes.saturating_add(1);
+                record.check_failures = 0;
+                if record.passes >= check.healthy_threshold {
+                    if record.unhealthy {
+                        record.unhealthy = false;
+                        changed = true;
+                        tracing::info!(endpoint = %addr, "endpoint healthy again");
+                    }
+                    end_ejection = record.ejected.is_some();
+                }
+            }
+            Err(error) => {
+                record.passes = 0;
+                record.check_failures = record.check_failures.saturating_add(1);
+                if !record.unhealthy && record.check_failures >= check.unhealthy_threshold {
+                    record.unhealthy = true;
+                    changed = true;
+                    tracing::warn!(
+                        endpoint = %addr,
+                        failed_checks = record.check_failures,
+                        %error,
+                        "endpoint failed its health checks"
+                    );
+                }
+                if record.last_check_error.as_deref() != Some(&error) {
+                    record.last_check_error = Some(error);
+                    changed |= record.unhealthy;
+                }
+            }
+        }
+        if record.is_notable() {
+            health.notable.insert(addr);
+        } else {
+            health.notable.remove(&addr);
+        }
+        if end_ejection {
+            self.end_ejection(addr, "active health checks passed");
+            changed = true;
+        }
+        if changed {
+            self.status_changed = true;
+            self.reconcile();
+        }
+    }
+
+    /// Publishes exactly the connected endpoints that should take requests: those in service,
+    /// or all of them while fewer than the panic threshold are.
+    fn reconcile(&mut self) {
+        let Some(health) = &self.health else {
+            return;
+        };
+        let total = self.connected();
+        let out: Vec<SocketAddr> = health
+            .notable
+            .iter()
+            .filter(|a| {
+                self.entries.get(a).is_some_and(|e| {
+                    e.health.out_of_service() && matches!(e.state, State::Ready(_) | State::Parked)
+                })
+            })
+            .copied()
+            .collect();
+        let healthy = total - out.len().min(total);
+        let panic = health.config.panics(healthy, total);
+        if panic != health.panic {
+            if panic {
+                tracing::warn!(
+                    healthy,
+                    total,
+                    threshold = health.config.panic_threshold,
+                    "too few healthy endpoints: panic mode, using every endpoint"
+                );
+            } else {
+                tracing::info!(healthy, total, "panic mode over");
+            }
+            self.status_changed = true;
+        }
+        if let Some(health) = &mut self.health {
+            health.panic = panic;
+        }
+        // Park what should not serve.
+        if !panic {
+            for addr in &out {
+                if let Some(State::Ready(index)) = self.entries.get(addr).map(|e| &e.state) {
+                    let index = *index;
+                    self.park(*addr, index);
+                }
+            }
+        }
+        // Return what should serve.
+        let back: Vec<SocketAddr> = self
+            .parked
+            .keys()
+            .filter(|a| {
+                panic
+                    || !self
+                        .entries
+                        .get(a)
+                        .is_some_and(|e| e.health.out_of_service())
+            })
+            .copied()
+            .collect();
+        for addr in back {
+            self.unpark(addr);
+        }
+    }
+
+    fn park(&mut self, addr: SocketAddr, index: usize) {
+        let client = self.ready.clients.swap_remove(index);
+        let load = self.ready.loads.swap_remove(index);
+        self.ready.endpoints.swap_remove(index);
+        if let Some(moved) = self.ready.endpoints.get(index)
+            && let Some(entry) = self.entries.get_mut(&moved.addr())
+        {
+            entry.state = State::Ready(index);
+        }
+        if let (Some(client), Some(load)) = (client, load) {
+            self.parked.insert(addr, (client, load));
+        }
+        if let Some(entry) = self.entries.get_mut(&addr) {
+            entry.state = State::Parked;
+        }
+        self.ready_changed = true;
+        self.status_changed = true;
+    }
+
+    fn unpark(&mut self, addr: SocketAddr) {
+        let (Some((client, load)), Some(entry)) =
+            (self.parked.remove(&addr), self.entries.get_mut(&addr))
+        else {
+            return;
+        };
+        let index = self.ready.clients.push(client);
+        self.ready.loads.push(load);
+        self.ready.endpoints.push(Arc::clone(&entry.endpoint));
+        entry.state = State::Ready(index);
+        self.ready_changed = true;
+        self.status_changed = true;
+    }
+}
+
+/// Resolves when the health alarm rings; never without one.
+async fn rung(alarm: Option<&Alarm>) {
+    match alarm {
+        Some(alarm) => alarm.rung().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next probe result; never without health checks.
+async fn next_probe(rx: Option<&mut mpsc::UnboundedReceiver<ProbeResult>>) -> Option<ProbeResult> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Probes one endpoint every interval (each wait shortened by up to a tenth, at random), the
+/// first within a tenth of an interval, until aborted or the driver is gone.
+async fn probe_loop(
+    probe: Probe,
+    check: HealthCheck,
+    endpoint: Endpoint,
+    generation: u64,
+    results: mpsc::UnboundedSender<ProbeResult>,
+    seed: u64,
+) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let tenth = u64::try_from((check.interval / 10).as_nanos()).unwrap_or(u64::MAX);
+    tokio::time::sleep(Duration::from_nanos(rng.random_range(0..=tenth))).await;
+    let addr = endpoint.addr();
+    loop {
+        let result = match tokio::time::timeout(check.timeout, probe.check(endpoint.clone())).await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("probe timed out after {:?}", check.timeout)),
+        };
+        if results.send((addr, generation, result)).is_err() {
+            return;
+        }
+        let wait = check.interval - Duration::from_nanos(rng.random_range(0..=tenth));
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// The state `Balance::endpoints` shows for a connected endpoint.
+fn health_state(record: &Record) -> EndpointState {
+    if let Some(ejection) = &record.ejected {
+        EndpointState::Ejected {
+            until: ejection.until,
+            multiplier: record.multiplier,
+            reason: ejection.reason,
+        }
+    } else if record.unhealthy {
+        EndpointState::Unhealthy {
+            failed_checks: record.check_failures,
+            last_error: record.last_check_error.clone().unwrap_or_default(),
+        }
+    } else {
+        EndpointState::Ready
     }
 }
 

@@ -9,6 +9,7 @@ use super::service::Balance;
 use crate::discover::Update;
 use crate::endpoint::Endpoint;
 use crate::error::BoxError;
+use crate::health::TransportErrors;
 
 /// Builds a [`Balance`] around the `MakeService<Endpoint>` it is layered over.
 ///
@@ -44,20 +45,21 @@ use crate::error::BoxError;
 /// # Ok(())
 /// # }
 /// ```
-pub struct BalanceLayer<P, D> {
-    builder: Builder<P>,
+pub struct BalanceLayer<P, D, C = TransportErrors> {
+    builder: Builder<P, C>,
     discover: D,
 }
 
-impl<P, D> BalanceLayer<P, D> {
-    pub(crate) fn from_builder(builder: Builder<P>, discover: D) -> Self {
+impl<P, D, C> BalanceLayer<P, D, C> {
+    pub(crate) fn from_builder(builder: Builder<P, C>, discover: D) -> Self {
         BalanceLayer { builder, discover }
     }
 }
 
-impl<P, D, E, M, S> Layer<M> for BalanceLayer<P, D>
+impl<P, D, E, M, S, C> Layer<M> for BalanceLayer<P, D, C>
 where
     P: Pick,
+    C: Clone,
     D: Stream<Item = Result<Update, E>> + Clone + Send + 'static,
     E: Into<BoxError> + Send + 'static,
     M: Service<Endpoint, Response = S> + Send + 'static,
@@ -65,9 +67,9 @@ where
     M::Future: Send + 'static,
     S: Clone + Send + Sync + 'static,
 {
-    type Service = Balance<P, S>;
+    type Service = Balance<P, S, C>;
 
-    fn layer(&self, make: M) -> Balance<P, S> {
+    fn layer(&self, make: M) -> Balance<P, S, C> {
         match self.builder.clone().build(self.discover.clone(), make) {
             Ok(balance) => balance,
             // The configuration was validated when the layer was made, so only a missing
@@ -77,7 +79,7 @@ where
     }
 }
 
-impl<P, D: Clone> Clone for BalanceLayer<P, D> {
+impl<P, D: Clone, C: Clone> Clone for BalanceLayer<P, D, C> {
     fn clone(&self) -> Self {
         BalanceLayer {
             builder: self.builder.clone(),
@@ -86,7 +88,7 @@ impl<P, D: Clone> Clone for BalanceLayer<P, D> {
     }
 }
 
-impl<P: fmt::Debug, D: fmt::Debug> fmt::Debug for BalanceLayer<P, D> {
+impl<P: fmt::Debug, D: fmt::Debug, C> fmt::Debug for BalanceLayer<P, D, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BalanceLayer")
             .field("builder", &self.builder)

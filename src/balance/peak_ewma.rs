@@ -77,7 +77,7 @@ impl PeakEwma {
     #[inline]
     pub fn cost(&self, load: &Load, now: tokio::time::Instant) -> f64 {
         let rtt = load
-            .rtt_estimate(now, self.decay)
+            .rtt_estimate_approx(now, self.decay)
             .unwrap_or(self.default_rtt.as_nanos_f64());
         let in_flight = load.in_flight();
         let rtt = if in_flight > 0 {

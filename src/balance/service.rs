@@ -15,9 +15,12 @@ use tower::util::Oneshot;
 
 use super::driver::{Published, lock};
 use super::pick::{Loads, Pick, PickRequest};
+use super::reroute::{Attempted, Reroute};
+use super::respond::Respond;
 use super::snapshot::Snapshot;
 use super::stats::EndpointStats;
 use crate::error::{BoxError, NoEndpoints};
+use crate::health::TransportErrors;
 use crate::load::InFlight;
 
 /// A load balancer over a discovered endpoint set: a [`tower::Service`] that sends each request
@@ -46,8 +49,13 @@ use crate::load::InFlight;
 /// Endpoint clients must be `Clone` (hyper-util's pooled `Client`, tonic's `Channel` and
 /// reqwest's `Client` are; hyper's low-level `SendRequest` is not); wrap a client that is not in
 /// `tower::buffer::Buffer`.
-pub struct Balance<P: Pick, S> {
+///
+/// `C` is the [classifier](crate::health::Classify) that decides which results count as an
+/// endpoint's failures (in [`EndpointStats::errors`] and for
+/// [outlier detection](crate::health)); the default counts every error and no response.
+pub struct Balance<P: Pick, S, C = TransportErrors> {
     picker: Arc<P>,
+    classify: C,
     cache: SnapshotCache<P::Table, S>,
     cursor: P::Cursor,
     shared: Arc<Shared<P::Table, S>>,
@@ -77,12 +85,17 @@ struct Wait {
     sleep: Pin<Box<Sleep>>,
 }
 
-impl<P: Pick, S> Balance<P, S> {
-    pub(crate) fn from_parts(picker: Arc<P>, shared: Arc<Shared<P::Table, S>>) -> Self {
+impl<P: Pick, S, C> Balance<P, S, C> {
+    pub(crate) fn from_parts(
+        picker: Arc<P>,
+        classify: C,
+        shared: Arc<Shared<P::Table, S>>,
+    ) -> Self {
         let id = shared.clones.fetch_add(1, Relaxed);
         Balance {
             cursor: picker.cursor(id),
             picker,
+            classify,
             cache: Cache::new(Arc::clone(&shared.published.snapshot)),
             shared,
             id,
@@ -116,13 +129,17 @@ impl<P: Pick, S> Balance<P, S> {
     }
 }
 
-impl<P: Pick, S> Clone for Balance<P, S> {
+impl<P: Pick, S, C: Clone> Clone for Balance<P, S, C> {
     fn clone(&self) -> Self {
-        Balance::from_parts(Arc::clone(&self.picker), Arc::clone(&self.shared))
+        Balance::from_parts(
+            Arc::clone(&self.picker),
+            self.classify.clone(),
+            Arc::clone(&self.shared),
+        )
     }
 }
 
-impl<P: Pick, S> Drop for Balance<P, S> {
+impl<P: Pick, S, C> Drop for Balance<P, S, C> {
     fn drop(&mut self) {
         if self.wait.is_some() {
             self.unregister();
@@ -130,7 +147,7 @@ impl<P: Pick, S> Drop for Balance<P, S> {
     }
 }
 
-impl<P: Pick + fmt::Debug, S> fmt::Debug for Balance<P, S> {
+impl<P: Pick + fmt::Debug, S, C> fmt::Debug for Balance<P, S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Balance")
             .field("picker", &self.picker)
@@ -140,15 +157,16 @@ impl<P: Pick + fmt::Debug, S> fmt::Debug for Balance<P, S> {
     }
 }
 
-impl<P, S, Req> Service<Req> for Balance<P, S>
+impl<P, S, C, Req> Service<Req> for Balance<P, S, C>
 where
     P: PickRequest<Req>,
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
+    C: Respond<S::Response>,
 {
-    type Response = S::Response;
+    type Response = C::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S, Req>;
+    type Future = ResponseFuture<S, Req, C>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
@@ -163,13 +181,50 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
+        self.dispatch(req, None)
+    }
+}
+
+impl<P, S, C, Req> Reroute<Req> for Balance<P, S, C>
+where
+    P: PickRequest<Req>,
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    C: Respond<S::Response>,
+{
+    fn call_avoiding(&mut self, req: Req, attempted: &mut Attempted) -> Self::Future {
+        self.dispatch(req, Some(attempted))
+    }
+}
+
+impl<P: Pick, S, C: Clone> Balance<P, S, C> {
+    /// Picks an endpoint and sends `req` to it. With `attempted`, an endpoint not yet tried
+    /// is preferred and the one chosen is recorded.
+    #[inline]
+    fn dispatch<Req>(
+        &mut self,
+        req: Req,
+        attempted: Option<&mut Attempted>,
+    ) -> ResponseFuture<S, Req, C>
+    where
+        P: PickRequest<Req>,
+        S: Service<Req> + Clone,
+    {
         let snapshot = self.cache.load();
         // The one clock read at request start, only for pickers that time requests.
         let timing = self.picker.rtt_decay().map(|decay| (decay, Instant::now()));
         let loads = Loads::chunked(&snapshot.loads, timing.map(|(_, now)| now));
-        let picked = self
+        let mut picked = self
             .picker
             .pick(&snapshot.table, &mut self.cursor, &loads, &req);
+        if let Some(attempted) = attempted {
+            picked = picked.map(|i| {
+                avoid(i, attempted, &loads, || {
+                    self.picker
+                        .pick(&snapshot.table, &mut self.cursor, &loads, &req)
+                })
+            });
+        }
         match picked.and_then(|i| Some((i, snapshot.clients.get(i)?, snapshot.loads.get(i)?))) {
             Some((index, client, load)) => {
                 tracing::trace!(
@@ -184,6 +239,7 @@ where
                             None => load.start(),
                         }),
                         fut: Oneshot::new(client.clone(), req),
+                        classify: self.classify.clone(),
                     },
                 }
             }
@@ -196,7 +252,40 @@ where
     }
 }
 
-impl<P: Pick, S> Balance<P, S> {
+/// The endpoint to use instead of `picked` when it was already attempted: a fresh pick (twice
+/// at most, so load-aware pickers still choose among the rest), then the next untried endpoint
+/// in slot order. Records the result in `attempted`.
+#[cold]
+fn avoid(
+    picked: usize,
+    attempted: &mut Attempted,
+    loads: &Loads<'_>,
+    mut repick: impl FnMut() -> Option<usize>,
+) -> usize {
+    let tried = |i: usize| attempted.contains(loads.get(i).key());
+    let mut chosen = picked;
+    if tried(chosen) {
+        for _ in 0..2 {
+            match repick() {
+                Some(i) if i < loads.len() && !tried(i) => {
+                    chosen = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    if tried(chosen) {
+        let n = loads.len();
+        if let Some(i) = (1..n).map(|k| (picked + k) % n).find(|&i| !tried(i)) {
+            chosen = i;
+        }
+    }
+    attempted.record(loads.get(chosen).key());
+    chosen
+}
+
+impl<P: Pick, S, C> Balance<P, S, C> {
     #[cold]
     fn poll_empty(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         let timeout = self.shared.ready_timeout;
@@ -227,22 +316,28 @@ impl<P: Pick, S> Balance<P, S> {
     }
 }
 
+#[cold]
+fn polled_after_completion() -> BoxError {
+    "balance response future polled after completion".into()
+}
+
 pin_project! {
     /// The response future of a [`Balance`]: the chosen endpoint client's response, with the
     /// request counted in flight on that endpoint until this future completes or is dropped.
-    pub struct ResponseFuture<S: Service<Req>, Req> {
+    pub struct ResponseFuture<S: Service<Req>, Req, C = TransportErrors> {
         #[pin]
-        state: State<S, Req>,
+        state: State<S, Req, C>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S: Service<Req>, Req> {
+    enum State<S: Service<Req>, Req, C> {
         Call {
             #[pin]
             fut: Oneshot<S, Req>,
             guard: Option<InFlight>,
+            classify: C,
         },
         Failed {
             error: Option<BoxError>,
@@ -250,34 +345,26 @@ pin_project! {
     }
 }
 
-impl<S, Req> Future for ResponseFuture<S, Req>
+impl<S, Req, C> Future for ResponseFuture<S, Req, C>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
+    C: Respond<S::Response>,
 {
-    type Output = Result<S::Response, BoxError>;
+    type Output = Result<C::Response, BoxError>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Call { fut, guard } => {
-                let result = ready!(fut.poll(cx));
-                let mut guard = guard.take();
-                match result {
-                    Ok(response) => {
-                        // A full RTT sample. Errors only count as a lower bound: a fast failure
-                        // must not make a broken endpoint look fast.
-                        if let Some(guard) = &mut guard {
-                            guard.completed();
-                        }
-                        Poll::Ready(Ok(response))
-                    }
-                    Err(e) => {
-                        if let Some(guard) = &guard {
-                            guard.failed();
-                        }
-                        Poll::Ready(Err(e.into()))
-                    }
+            StateProj::Call {
+                fut,
+                guard,
+                classify,
+            } => {
+                let result = ready!(fut.poll(cx)).map_err(Into::into);
+                match guard.take() {
+                    Some(guard) => Poll::Ready(classify.respond(result, guard)),
+                    None => Poll::Ready(Err(polled_after_completion())),
                 }
             }
             StateProj::Failed { error } => Poll::Ready(Err(error
@@ -287,7 +374,7 @@ where
     }
 }
 
-impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
+impl<S: Service<Req>, Req, C> fmt::Debug for ResponseFuture<S, Req, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

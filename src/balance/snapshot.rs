@@ -1,5 +1,6 @@
 //! The immutable endpoint set the request path reads.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -26,17 +27,46 @@ impl<T, S> Snapshot<T, S> {
         self.clients.is_empty()
     }
 
-    pub(crate) fn stats(&self, pending: &[(Arc<Endpoint>, EndpointState)]) -> Vec<EndpointStats> {
-        let ready = self
+    /// Every endpoint: those in this snapshot, with the driver's `status` rows taking
+    /// precedence (an ejected endpoint serving in panic mode is in both).
+    pub(crate) fn stats(&self, status: &[StatusRow]) -> Vec<EndpointStats> {
+        let by_addr: HashMap<_, &StatusRow> =
+            status.iter().map(|r| (r.endpoint.addr(), r)).collect();
+        let mut all: Vec<EndpointStats> = self
             .endpoints
             .iter()
             .zip(self.loads.iter())
-            .map(|(ep, load)| EndpointStats::new(Endpoint::clone(ep), EndpointState::Ready, load));
-        let pending = pending
-            .iter()
-            .map(|(ep, state)| EndpointStats::pending(Endpoint::clone(ep), state.clone()));
-        let mut all: Vec<EndpointStats> = ready.chain(pending).collect();
+            .filter(|(ep, _)| !by_addr.contains_key(&ep.addr()))
+            .map(|(ep, load)| {
+                EndpointStats::new(
+                    Endpoint::clone(ep),
+                    EndpointState::Ready,
+                    Some(load),
+                    0,
+                    true,
+                )
+            })
+            .collect();
+        all.extend(status.iter().map(|r| {
+            EndpointStats::new(
+                Endpoint::clone(&r.endpoint),
+                r.state.clone(),
+                r.load.as_ref(),
+                r.ejections,
+                r.in_service,
+            )
+        }));
         all.sort_by_key(|s| s.endpoint().addr());
         all
     }
+}
+
+/// What the driver says about one endpoint that is not simply ready and healthy.
+#[derive(Debug, Clone)]
+pub(crate) struct StatusRow {
+    pub(crate) endpoint: Arc<Endpoint>,
+    pub(crate) state: EndpointState,
+    pub(crate) load: Option<Load>,
+    pub(crate) ejections: u64,
+    pub(crate) in_service: bool,
 }

@@ -599,3 +599,72 @@ async fn replaced_snapshots_are_dropped_by_the_driver_not_by_requests() {
         "the retired snapshot was never dropped"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn call_avoiding_tries_every_endpoint_once_before_repeating() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let addrs: Vec<SocketAddr> = (1..=3).map(addr).collect();
+    // A picker that always names the same endpoint (as a hash picker does for one key) and
+    // one that spreads (least-request): both must move on to untried endpoints.
+    let mut fixed = Balance::builder(FirstOnly)
+        .build(Static::from_addrs(addrs.clone()), make_echo(calls.clone()))
+        .unwrap();
+    let mut spread = Balance::builder(LeastRequest::with_seed(3))
+        .build(Static::from_addrs(addrs.clone()), make_echo(calls))
+        .unwrap();
+    settle(&fixed, 3).await;
+    settle(&spread, 3).await;
+    for balance in [&mut fixed as &mut dyn AvoidingEcho, &mut spread] {
+        let mut attempted = Attempted::new();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(balance.send_avoiding(&mut attempted).await);
+        }
+        seen.sort();
+        assert_eq!(seen, addrs, "each endpoint once");
+        assert_eq!(attempted.len(), 3);
+        // Everything tried: a fourth attempt still goes somewhere.
+        let again = balance.send_avoiding(&mut attempted).await;
+        assert!(addrs.contains(&again));
+        assert_eq!(attempted.len(), 4);
+    }
+    // The plain path is untouched: the fixed picker keeps its choice.
+    let first = fixed.ready().await.unwrap().call(()).await.unwrap();
+    assert_eq!(fixed.ready().await.unwrap().call(()).await.unwrap(), first);
+}
+
+/// Always picks index 0.
+#[derive(Debug)]
+struct FirstOnly;
+
+impl Pick for FirstOnly {
+    type Table = ();
+    type Cursor = ();
+    fn build(&self, _: &[EndpointView<'_>]) {}
+    fn cursor(&self, _: u64) {}
+}
+
+impl<Req> PickRequest<Req> for FirstOnly {
+    fn pick(&self, _: &(), _: &mut (), loads: &Loads<'_>, _: &Req) -> Option<usize> {
+        (!loads.is_empty()).then_some(0)
+    }
+}
+
+trait AvoidingEcho {
+    fn send_avoiding<'a>(
+        &'a mut self,
+        attempted: &'a mut Attempted,
+    ) -> futures_util::future::BoxFuture<'a, SocketAddr>;
+}
+
+impl<P: PickRequest<()>> AvoidingEcho for Balance<P, Echo> {
+    fn send_avoiding<'a>(
+        &'a mut self,
+        attempted: &'a mut Attempted,
+    ) -> futures_util::future::BoxFuture<'a, SocketAddr> {
+        Box::pin(async move {
+            self.ready().await.unwrap();
+            self.call_avoiding((), attempted).await.unwrap()
+        })
+    }
+}

@@ -37,6 +37,12 @@ pub(super) struct Slot {
     pub(super) busy_since: AtomicU64,
     /// When a timed request last finished, same unit.
     pub(super) done_at: AtomicU64,
+    /// Failures since the last success (see `InFlight::failed`).
+    pub(super) consecutive: AtomicU64,
+    /// Consecutive failures at which `alarm` rings; 0 for never.
+    pub(super) threshold: AtomicU64,
+    /// The alarm (see `alarm.rs`) of the balancer watching this endpoint; 0 for none.
+    pub(super) alarm: AtomicU64,
 }
 
 impl Slot {
@@ -79,6 +85,9 @@ impl Slot {
             &self.rtt_at,
             &self.busy_since,
             &self.done_at,
+            &self.consecutive,
+            &self.threshold,
+            &self.alarm,
         ] {
             counter.store(0, Relaxed);
         }

@@ -3,6 +3,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::time::Instant;
 
+use super::alarm::{self, Alarm};
 use super::arena::{self, Slot};
 use super::rtt::{self, Decay};
 
@@ -60,6 +61,34 @@ impl Load {
         self.slot.errors.load(Relaxed)
     }
 
+    /// Failures since this endpoint's last success, as its balancer's
+    /// [classifier](crate::health::Classify) judged them.
+    pub fn consecutive_failures(&self) -> u64 {
+        self.slot.consecutive.load(Relaxed)
+    }
+
+    /// Rings `alarm` on every failure from the `threshold`-th consecutive one on (0: never).
+    pub(crate) fn arm(&self, alarm: &Alarm, threshold: u32) {
+        self.slot.alarm.store(alarm.id(), Relaxed);
+        self.slot.threshold.store(u64::from(threshold), Relaxed);
+    }
+
+    /// Forgets the run of consecutive failures (an endpoint back from ejection starts afresh).
+    pub(crate) fn reset_consecutive(&self) {
+        self.slot.consecutive.store(0, Relaxed);
+    }
+
+    /// Requests finished in total (started minus in flight).
+    pub fn finished(&self) -> u64 {
+        self.slot.requests().saturating_sub(self.slot.in_flight())
+    }
+
+    /// An identity for this endpoint's counters, stable while any clone of this `Load` lives.
+    #[inline]
+    pub(crate) fn key(&self) -> usize {
+        std::ptr::from_ref::<Slot>(self.slot) as usize
+    }
+
     /// Counts a request started and returns the guard that keeps it in flight until dropped.
     #[inline]
     pub fn start(&self) -> InFlight {
@@ -102,6 +131,19 @@ impl Load {
         Some(est * decay.keep(since as f64))
     }
 
+    /// [`Load::rtt_estimate`] for comparisons: decayed with an `exp` accurate to 1e-9
+    /// relative, without the library call.
+    #[inline]
+    pub(crate) fn rtt_estimate_approx(&self, now: Instant, decay: Decay) -> Option<f64> {
+        let s = self.slot;
+        let est = f64::from_bits(s.rtt.load(Relaxed));
+        if est <= 0.0 {
+            return None;
+        }
+        let since = nanos(self.epoch, now).saturating_sub(s.rtt_at.load(Relaxed));
+        Some(est * decay.keep_approx(since as f64))
+    }
+
     /// How long, at `now`, the endpoint has had requests in flight without finishing any, in
     /// nanoseconds: the time since a timed request last finished, or since one found the
     /// endpoint idle, whichever is later; 0 when nothing is in flight.
@@ -118,6 +160,12 @@ impl Load {
         let s = self.slot;
         let progress = s.busy_since.load(Relaxed).max(s.done_at.load(Relaxed));
         nanos(self.epoch, now).saturating_sub(progress) as f64
+    }
+
+    /// The RTT estimate as last updated (not decayed to now); `None` before any sample.
+    pub fn last_rtt(&self) -> Option<std::time::Duration> {
+        let est = f64::from_bits(self.slot.rtt.load(Relaxed));
+        (est > 0.0).then(|| std::time::Duration::from_nanos(est as u64))
     }
 
     /// Records one RTT sample ending at `now`, as a completed request would.
@@ -185,10 +233,27 @@ struct Timer {
 }
 
 impl InFlight {
-    /// Counts the request as failed. It stays in flight until the guard drops.
+    /// Counts the request as failed, and as one more consecutive failure of the endpoint. It
+    /// stays in flight until the guard drops.
     #[inline]
     pub fn failed(&self) {
-        self.slot.errors.fetch_add(1, Relaxed);
+        let slot = self.slot;
+        slot.errors.fetch_add(1, Relaxed);
+        let run = slot.consecutive.fetch_add(1, Relaxed) + 1;
+        let threshold = slot.threshold.load(Relaxed);
+        if threshold != 0 && run >= threshold {
+            alarm::ring(slot.alarm.load(Relaxed));
+        }
+    }
+
+    /// Counts the request as a success: the endpoint's run of consecutive failures ends. On
+    /// the usual path (no run) this is one read of a line the request already wrote.
+    #[inline]
+    pub fn succeeded(&self) {
+        let consecutive = &self.slot.consecutive;
+        if consecutive.load(Relaxed) != 0 {
+            consecutive.store(0, Relaxed);
+        }
     }
 
     /// Marks the request complete: its time becomes a full RTT sample when the guard drops.

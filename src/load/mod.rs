@@ -44,10 +44,17 @@
 //! The estimate is kept in atomics (a compare-and-swap loop on completion, plain loads on a
 //! pick); nothing locks.
 
+mod alarm;
 mod arena;
+#[cfg(feature = "http")]
+mod body;
 mod counters;
 mod rtt;
 
+pub(crate) use self::alarm::Alarm;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use self::body::{TrackBody, TrackedBody};
 pub use self::counters::{InFlight, Load};
 pub use self::rtt::{Decay, Rtt};
 

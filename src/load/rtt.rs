@@ -83,6 +83,40 @@ impl Decay {
     }
 }
 
+impl Decay {
+    /// `e^(-elapsed/decay)` to a relative error below 1e-9, without the library `exp`: for
+    /// *comparing* estimates (a picker's cost), never for updating one.
+    ///
+    /// An endpoint a picker has been avoiding goes unsampled for seconds, so reading its
+    /// estimate takes the library `exp` path of [`keep`](Self::keep), about 15 ns, on a fifth
+    /// of all picks over ten endpoints (measured: a fifth of a Peak-EWMA request's cost). Here
+    /// `e^(-x) = 2^(-k) · e^(-r·ln 2)` with `-x·log2 e = -k - r`, `k` an integer and
+    /// `0 ≤ r < 1`; `2^(-k)` is built from its bits and `e^(-r·ln 2)` is its Taylor polynomial
+    /// to degree 10, whose truncation error is below `(ln 2)^11 / 11! < 5e-10`.
+    #[inline]
+    pub(crate) fn keep_approx(self, elapsed_ns: f64) -> f64 {
+        let x = elapsed_ns.max(0.0) / self.nanos;
+        if x < 1e-3 {
+            return self.keep(elapsed_ns);
+        }
+        if x >= 700.0 {
+            // e^-700 is 1e-304: nothing an estimate in nanoseconds can keep.
+            return 0.0;
+        }
+        let t = x * std::f64::consts::LOG2_E;
+        // 0 <= t < 1010, so the truncation is exact and fits.
+        let k = t as i64;
+        let y = -(t - k as f64) * std::f64::consts::LN_2;
+        let mut p = 1.0;
+        for n in (1..=10).rev() {
+            p = 1.0 + p * y / f64::from(n);
+        }
+        // 2^(-k) for 0 <= k < 1010: a normal f64 with exponent field 1023 - k.
+        let scale = f64::from_bits(((1023 - k) as u64) << 52);
+        p * scale
+    }
+}
+
 impl Rtt {
     /// The default estimate for an endpoint with no samples: 30 ms, linkerd's.
     pub const DEFAULT: Rtt = Rtt { nanos: 30e6 };

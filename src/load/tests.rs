@@ -245,3 +245,113 @@ fn keep_equals_exp_to_rounding_on_both_sides_of_the_polynomial_cutoff() {
     // Negative elapsed times (a racing update) keep everything.
     assert_eq!(d.keep(-5.0), 1.0);
 }
+
+proptest::proptest! {
+    /// The comparison-only decay is `exp` to 1e-9 relative everywhere it matters, and 0 only
+    /// where `exp` is below 1e-300.
+    #[test]
+    fn keep_approx_is_exp_to_a_billionth(x in 0.0f64..800.0) {
+        let d = decay(10.0);
+        let want = (-x).exp();
+        let got = d.keep_approx(x * 10e9);
+        proptest::prop_assert!(
+            (got - want).abs() <= 1e-9 * want || (got == 0.0 && want < 1e-300),
+            "x = {x}: {got} against exp {want}"
+        );
+    }
+}
+
+#[cfg(feature = "http")]
+mod body {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body::Frame;
+    use http_body_util::{BodyExt, StreamBody};
+    use tokio::sync::mpsc;
+    use tower::{ServiceExt, service_fn};
+
+    use crate::balance::{Balance, PeakEwma};
+    use crate::discover::Static;
+    use crate::endpoint::Endpoint;
+    use crate::error::BoxError;
+    use crate::health::HttpStatus;
+    use crate::load::TrackBody;
+
+    type Frames = mpsc::UnboundedReceiver<Result<Frame<Bytes>, BoxError>>;
+
+    fn stream(
+        rx: Frames,
+    ) -> StreamBody<impl futures_core::Stream<Item = Result<Frame<Bytes>, BoxError>>> {
+        StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|f| (f, rx))
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streamed_body_keeps_its_request_in_flight_and_times_it_to_the_end() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+        let make = service_fn(move |_: Endpoint| {
+            let rx = rx.clone();
+            async move {
+                Ok::<_, Infallible>(service_fn(move |()| {
+                    let rx: Frames = rx.lock().unwrap().take().expect("one request");
+                    async move { Ok::<_, Infallible>(http::Response::new(stream(rx))) }
+                }))
+            }
+        });
+        let balance = Balance::builder(PeakEwma::with_seed(1))
+            .classify(TrackBody::new(HttpStatus))
+            .build(Static::from_addrs(["127.0.0.1:1".parse().unwrap()]), make)
+            .unwrap();
+        while balance.ready_len() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let response = balance.clone().oneshot(()).await.unwrap();
+        // The head has arrived; the body is still streaming: one in flight.
+        assert_eq!(balance.endpoints()[0].in_flight(), 1);
+        tx.send(Ok(Frame::data(Bytes::from_static(b"a")))).unwrap();
+        let mut body = Box::pin(response.into_body());
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "a");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(balance.endpoints()[0].in_flight(), 1);
+        tx.send(Ok(Frame::data(Bytes::from_static(b"b")))).unwrap();
+        drop(tx);
+        let rest = body.collect().await.unwrap().to_bytes();
+        assert_eq!(rest, "b");
+        let stats = &balance.endpoints()[0];
+        assert_eq!((stats.in_flight(), stats.errors()), (0, 0));
+        // The RTT sample ran to the body's end: the 100 ms the body took.
+        let rtt = stats.rtt().expect("one sample");
+        assert!(rtt >= Duration::from_millis(100), "{rtt:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_failing_mid_stream_counts_as_a_failure() {
+        let make = service_fn(|_: Endpoint| async {
+            Ok::<_, Infallible>(service_fn(|()| async {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tx.send(Ok(Frame::data(Bytes::from_static(b"partial"))))
+                    .unwrap();
+                tx.send(Err::<Frame<Bytes>, BoxError>("reset mid-body".into()))
+                    .unwrap();
+                Ok::<_, Infallible>(http::Response::new(stream(rx)))
+            }))
+        });
+        let balance = Balance::builder(PeakEwma::with_seed(1))
+            .classify(TrackBody::new(HttpStatus))
+            .build(Static::from_addrs(["127.0.0.1:1".parse().unwrap()]), make)
+            .unwrap();
+        while balance.ready_len() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let response = balance.clone().oneshot(()).await.unwrap();
+        let err = response.into_body().collect().await.unwrap_err();
+        assert_eq!(err.to_string(), "reset mid-body");
+        let stats = &balance.endpoints()[0];
+        assert_eq!((stats.in_flight(), stats.errors()), (0, 1));
+    }
+}

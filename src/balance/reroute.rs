@@ -1,0 +1,55 @@
+//! Sending a request again, to an endpoint it has not been sent to yet.
+
+use tower::Service;
+
+/// The endpoints one logical request has been sent to, so that a retry or a hedge goes
+/// somewhere else. Filled in by [`Reroute::call_avoiding`]; opaque otherwise.
+///
+/// Holds up to three endpoints inline (no allocation for the usual one or two attempts).
+#[derive(Debug, Clone, Default)]
+pub struct Attempted {
+    inline: [usize; 3],
+    len: usize,
+    spill: Vec<usize>,
+}
+
+impl Attempted {
+    /// No endpoint attempted yet.
+    pub fn new() -> Self {
+        Attempted::default()
+    }
+
+    /// How many endpoints have been attempted (an endpoint attempted twice, because every
+    /// endpoint had been tried, counts twice).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no endpoint has been attempted.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn contains(&self, key: usize) -> bool {
+        self.inline[..self.len.min(3)].contains(&key) || self.spill.contains(&key)
+    }
+
+    pub(crate) fn record(&mut self, key: usize) {
+        if self.len < 3 {
+            self.inline[self.len] = key;
+        } else {
+            self.spill.push(key);
+        }
+        self.len += 1;
+    }
+}
+
+/// A service that can send a request while avoiding the endpoints already tried: what a
+/// [`retry`](crate::retry) layer needs from the balancer below it.
+/// [`Balance`](super::Balance) implements it.
+pub trait Reroute<Req>: Service<Req> {
+    /// Like [`Service::call`] (and, like it, only after `poll_ready` returned `Ready(Ok)`), but
+    /// prefers an endpoint not in `attempted`, and records the endpoint chosen in it. A tried
+    /// endpoint is chosen again only when every endpoint has been tried.
+    fn call_avoiding(&mut self, req: Req, attempted: &mut Attempted) -> Self::Future;
+}
