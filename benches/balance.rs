@@ -665,7 +665,10 @@ async fn healthy(n: usize) -> Balance<RoundRobin, Echo> {
         .expect("valid");
     let balance = Balance::builder(RoundRobin::with_seed(1))
         .outlier_detection(detection)
-        .health_check(HealthCheck::new(Duration::from_secs(1)), probe)
+        .health_check(
+            HealthCheck::new(Duration::from_secs(1)).expect("valid"),
+            probe,
+        )
         .build(Static::new(endpoints(n, false)), make)
         .expect("valid config");
     wait_ready(&balance, n).await;

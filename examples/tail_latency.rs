@@ -14,6 +14,9 @@
 //! | `RATE` | 1000 | requests per second sent by the open-loop load generator |
 //! | `SECONDS` | 30 | length of each measured run (at least 6); the slow window is its middle third |
 //! | `WARMUP` | 1 | seconds of unmeasured traffic before each run, so estimates are warm |
+//! | `ONLY` | (all) | comma-separated parts of contender names to run, e.g. `ONLY=hedge,tower` |
+//! | `HEDGED_DECAY_MS` | 1000 | the hedged Peak-EWMA's decay |
+//! | `HEDGE_PERCENTILE` | 90 | the hedged Peak-EWMA's hedge delay, as a percentile of recent latencies |
 //!
 //! A scaled-down version of linkerd's "Beyond Round Robin" experiment (2016):
 //!
@@ -79,6 +82,7 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
+use tower::Layer;
 use tower::balance::p2c;
 use tower::buffer::Buffer;
 use tower::discover::ServiceList;
@@ -89,6 +93,8 @@ use tower_mesh::BoxError;
 use tower_mesh::balance::{Balance, LeastRequest, PeakEwma, Pick, PickRequest, Random, RoundRobin};
 use tower_mesh::discover::Static;
 use tower_mesh::endpoint::Endpoint;
+use tower_mesh::load::Decay;
+use tower_mesh::retry::{AssumeIdempotent, Budget, Hedge, RetryLayer};
 
 /// The request every balancer carries: a bodiless `GET /`.
 type Req = Request<Empty<Bytes>>;
@@ -125,6 +131,9 @@ async fn experiment(config: &Config, fleet: &Fleet) -> Result<(), BoxError> {
         (Scenario::Healthy, &mut healthy),
     ] {
         for contender in CONTENDERS {
+            if !config.runs(contender) {
+                continue;
+            }
             let began = std::time::Instant::now();
             let samples = contender.measure(fleet, scenario, config).await?;
             let run = Run::new(contender.name(), samples, config);
@@ -153,6 +162,11 @@ struct Config {
     rate: u32,
     run: Duration,
     warmup: Duration,
+    /// Contender names to run (case-insensitive substrings); all when empty.
+    only: Vec<String>,
+    /// The hedged contender's decay and hedge percentile.
+    hedged_decay: Duration,
+    hedge_percentile: f64,
 }
 
 impl Config {
@@ -168,11 +182,28 @@ impl Config {
                 format!("SECONDS must be at least 6 (a 2 s slow window), got {seconds}").into(),
             );
         }
+        let only: String = env_or("ONLY", String::new())?;
+        let only = only
+            .split(',')
+            .map(|name| name.trim().to_lowercase())
+            .filter(|name| !name.is_empty())
+            .collect();
+        let hedged_decay: u64 = env_or("HEDGED_DECAY_MS", HEDGED_DECAY_MS)?;
+        let hedge_percentile: f64 = env_or("HEDGE_PERCENTILE", HEDGE_PERCENTILE)?;
         Ok(Config {
             rate,
             run: Duration::from_secs(seconds),
             warmup: Duration::from_secs(warmup),
+            only,
+            hedged_decay: Duration::from_millis(hedged_decay),
+            hedge_percentile,
         })
+    }
+
+    /// Whether `contender` is among those to run.
+    fn runs(&self, contender: Contender) -> bool {
+        let name = contender.name().to_lowercase();
+        self.only.is_empty() || self.only.iter().any(|o| name.contains(o.as_str()))
     }
 
     /// One third of a run: the slow window is `[third, 2 × third)`.
@@ -411,6 +442,7 @@ enum Contender {
     Random,
     LeastRequest,
     PeakEwma,
+    PeakEwmaHedged,
     TowerPeakEwma,
     TowerPendingRequests,
 }
@@ -422,6 +454,7 @@ impl Contender {
             Contender::Random => "Random",
             Contender::LeastRequest => "LeastRequest",
             Contender::PeakEwma => "PeakEwma",
+            Contender::PeakEwmaHedged => "PeakEwma + hedge",
             Contender::TowerPeakEwma => "tower p2c PeakEwma",
             Contender::TowerPendingRequests => "tower p2c PendingRequests",
         }
@@ -450,6 +483,19 @@ impl Contender {
             Contender::PeakEwma => {
                 let balance = ours(PeakEwma::with_seed(SEED), fleet).await?;
                 measure(balance, fleet, scenario, config).await
+            }
+            Contender::PeakEwmaHedged => {
+                // Hedging makes looking at a suspect cheap: a request stuck on it is sent to a
+                // second endpoint at the fleet's p90, so the estimate may forget faster.
+                let picker = PeakEwma::with_seed(SEED).decay(Decay::new(config.hedged_decay)?);
+                let balance = ours(picker, fleet).await?;
+                let hedge = Hedge::percentile(config.hedge_percentile, HEDGE_MIN, HEDGE_MAX)?;
+                let retry = RetryLayer::new(AssumeIdempotent::new())
+                    .budget(Arc::new(Budget::default()))
+                    .hedge(hedge)
+                    .seed(SEED)
+                    .layer(balance);
+                measure(retry, fleet, scenario, config).await
             }
             Contender::TowerPeakEwma => {
                 let decay_ns = TOWER_DECAY.as_nanos() as f64;
@@ -847,10 +893,15 @@ fn print_onset(degraded: &[Run], window: Duration) {
     }
 }
 
-/// Checks issue 13's targets for our PeakEwma against tower's.
-fn print_targets<'r>(degraded: &'r [Run], healthy: &'r [Run]) {
+/// Checks issue 13's targets for our PeakEwma, plain and hedged, against tower's.
+fn print_targets(degraded: &[Run], healthy: &[Run]) {
+    for ours in [Contender::PeakEwma, Contender::PeakEwmaHedged] {
+        print_targets_of(ours.name(), degraded, healthy);
+    }
+}
+
+fn print_targets_of<'r>(ours: &str, degraded: &'r [Run], healthy: &'r [Run]) {
     let find = |runs: &'r [Run], name: &str| runs.iter().find(|run| run.name == name);
-    let ours = Contender::PeakEwma.name();
     let tower = Contender::TowerPeakEwma.name();
     let (Some(ours_d), Some(tower_d), Some(ours_h), Some(tower_h)) = (
         find(degraded, ours),
@@ -861,7 +912,7 @@ fn print_targets<'r>(degraded: &'r [Run], healthy: &'r [Run]) {
         return;
     };
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
-    println!("\n### Targets for PeakEwma\n");
+    println!("\n### Targets for {ours}\n");
     let (ours_failed, tower_failed) = (ours_d.failed(), tower_d.failed());
     println!(
         "1. failed ≤ 1/3 of tower's: {ours_failed} vs {tower_failed} → {}",
@@ -995,21 +1046,30 @@ const BUCKET: Duration = Duration::from_millis(500);
 const RECOVERY_BUCKETS: u32 = 8;
 /// The recovery buckets that end within 2 s.
 const BUCKETS_IN_2S: usize = 4;
+/// The hedged contender's Peak-EWMA decay, in milliseconds.
+const HEDGED_DECAY_MS: u64 = 1_000;
+/// Its hedge delay: this percentile of recent latencies...
+const HEDGE_PERCENTILE: f64 = 90.0;
+/// ...within these bounds.
+const HEDGE_MIN: Duration = Duration::from_millis(8);
+const HEDGE_MAX: Duration = Duration::from_millis(25);
 /// The balancers, in table order.
-const CONTENDERS: [Contender; 6] = [
+const CONTENDERS: [Contender; 7] = [
     Contender::RoundRobin,
     Contender::Random,
     Contender::LeastRequest,
     Contender::PeakEwma,
+    Contender::PeakEwmaHedged,
     Contender::TowerPeakEwma,
     Contender::TowerPendingRequests,
 ];
 /// Line colours, one per contender (Tableau 10).
-const COLORS: [RGBColor; 6] = [
+const COLORS: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
+    RGBColor(23, 190, 207),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
 ];

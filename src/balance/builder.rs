@@ -172,8 +172,8 @@ impl<P: Pick, C> Builder<P, C> {
                 expected: "a percentage from 0 to 100",
             });
         }
-        if let Some((check, _)) = &self.health.check {
-            check.validate()?;
+        if let Some(outlier) = &self.health.outlier {
+            outlier.validate()?;
         }
         Ok(())
     }

@@ -846,7 +846,10 @@ where
             let failures = errors.saturating_sub(record.base_errors);
             record.base_finished = finished;
             record.base_errors = errors;
-            record.multiplier = record.multiplier.saturating_sub(1);
+            if !record.unhealthy {
+                // An interval in service: the ejection multiplier decays.
+                record.multiplier = record.multiplier.saturating_sub(1);
+            }
             if let Some(rate) = &outlier.failure_rate
                 && rate.trips(requests, failures)
             {

@@ -18,6 +18,38 @@ use crate::load::{Decay, Load, Rtt};
 /// [`stall`](Load::stall)), the stall is used, so an endpoint that stops answering is avoided
 /// before its first slow response arrives. The clock is read once per request, and once at completion.
 ///
+/// # Tail latency: pair it with hedging
+///
+/// Two goals pull against each other when one endpoint slows down and then recovers: every
+/// request sent to a suspect to find out whether it recovered may be a request that waits on
+/// it, but an estimate that no fresh sample refreshes keeps a recovered endpoint out for as
+/// long as the decay takes to forget the slow peak (tens of seconds for 100 ms at the default
+/// 10 s decay). This picker's answer is to make looking cheap rather than rare: in front of
+/// the balancer, [`retry`](crate::retry) with a percentile
+/// [`Hedge`](crate::retry::Hedge) sends any request still unanswered at the fleet's p90 to a
+/// second endpoint, so the one that reached the suspect costs its caller one p90 at most, and
+/// the decay can be short (1 s), so a recovered endpoint is tried again within a second or two
+/// and earns its share back at once. Meanwhile the stall evidence above keeps a suspect that
+/// is still slow out as soon as one request waits on it. `examples/tail_latency.rs` measures
+/// both set-ups against tower's p2c (the README has the table): the hedged one loses no
+/// request in the slow window and has the slow backend back above 5 % within 2 s of its
+/// recovery.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mesh::balance::PeakEwma;
+/// use tower_mesh::load::Decay;
+/// use tower_mesh::retry::{AssumeIdempotent, Hedge, RetryLayer};
+///
+/// let picker = PeakEwma::new().decay(Decay::new(Duration::from_secs(1))?);
+/// let hedge = Hedge::percentile(90.0, Duration::from_millis(5), Duration::from_millis(50))?;
+/// let retry = RetryLayer::new(AssumeIdempotent::new()).hedge(hedge);
+/// // With `use tower::Layer`:
+/// // let service = retry.layer(Balance::builder(picker).build(discover, make_client)?);
+/// # drop((picker, retry));
+/// # Ok::<(), tower_mesh::BoxError>(())
+/// ```
+///
 /// # Defaults
 ///
 /// - `default_rtt`: 30 ms (linkerd's), the estimate of an endpoint with no samples yet.

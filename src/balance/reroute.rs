@@ -1,5 +1,7 @@
 //! Sending a request again, to an endpoint it has not been sent to yet.
 
+use std::pin::Pin;
+
 use tower::Service;
 
 /// The endpoints one logical request has been sent to, so that a retry or a hedge goes
@@ -52,4 +54,12 @@ pub trait Reroute<Req>: Service<Req> {
     /// prefers an endpoint not in `attempted`, and records the endpoint chosen in it. A tried
     /// endpoint is chosen again only when every endpoint has been tried.
     fn call_avoiding(&mut self, req: Req, attempted: &mut Attempted) -> Self::Future;
+
+    /// Counts an attempt as a failure of the endpoint it went to, before the caller drops it
+    /// unanswered: what a retry layer does when the attempt's per-try timeout passes. Without
+    /// it a dropped request counts as cancelled, not failed, and an endpoint that stops
+    /// answering would never be ejected while a timeout keeps abandoning its requests. (A hedge
+    /// that loses its race is dropped without this: slower is not failed.) The default does
+    /// nothing.
+    fn abandon(_future: Pin<&mut Self::Future>) {}
 }

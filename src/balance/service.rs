@@ -195,6 +195,15 @@ where
     fn call_avoiding(&mut self, req: Req, attempted: &mut Attempted) -> Self::Future {
         self.dispatch(req, Some(attempted))
     }
+
+    fn abandon(future: Pin<&mut Self::Future>) {
+        if let StateProj::Call { guard, .. } = future.project().state.project()
+            && let Some(guard) = guard.take()
+        {
+            // Counted once; the guard drops here, so the request stops counting in flight.
+            guard.failed();
+        }
+    }
 }
 
 impl<P: Pick, S, C: Clone> Balance<P, S, C> {

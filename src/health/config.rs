@@ -31,8 +31,10 @@ use crate::error::{BoxError, ConfigError};
 /// an endpoint that failed once long ago starts again from the base time (gRFC A50, Envoy). At
 /// most `max_ejection_percent` of the endpoints are ejected at once, and always at least one
 /// may be: a failure of most of the fleet is the fleet's problem, and ejecting it would only
-/// concentrate load on the rest. An endpoint back from ejection starts with a clean failure
-/// run.
+/// concentrate load on the rest. The share is checked when an endpoint would be ejected, of
+/// the endpoints connected then; if the set later shrinks, ejections already made run their
+/// course (as in Envoy), so for a moment more than the share may be out. An endpoint back from
+/// ejection starts with a clean failure run.
 ///
 /// # Defaults
 ///
@@ -116,27 +118,29 @@ impl OutlierDetection {
         Ok(self)
     }
 
-    /// The first ejection's length; later ones are multiples of it. Must be greater than zero
-    /// and at most the max ejection time.
+    /// The first ejection's length; later ones are multiples of it. Must be greater than zero;
+    /// it must also be at most the max ejection time, which is checked when the balancer is
+    /// built (so the two may be set in either order).
     pub fn base_ejection_time(mut self, base: Duration) -> Result<Self, ConfigError> {
-        if base.is_zero() || base > self.max_ejection {
+        if base.is_zero() {
             return Err(invalid(
                 "base_ejection_time",
                 format!("{base:?}"),
-                "greater than zero and at most max_ejection_time",
+                "greater than zero",
             ));
         }
         self.base_ejection = base;
         Ok(self)
     }
 
-    /// The longest an ejection lasts. Must be at least the base ejection time.
+    /// The longest an ejection lasts. Must be greater than zero, and at least the base
+    /// ejection time when the balancer is built.
     pub fn max_ejection_time(mut self, max: Duration) -> Result<Self, ConfigError> {
-        if max < self.base_ejection || max.is_zero() {
+        if max.is_zero() {
             return Err(invalid(
                 "max_ejection_time",
                 format!("{max:?}"),
-                "at least base_ejection_time",
+                "greater than zero",
             ));
         }
         self.max_ejection = max;
@@ -151,6 +155,18 @@ impl OutlierDetection {
         }
         self.max_ejection_percent = percent;
         Ok(self)
+    }
+
+    /// Checks what the setters cannot check alone.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.base_ejection > self.max_ejection {
+            return Err(invalid(
+                "base_ejection_time",
+                format!("{:?}", self.base_ejection),
+                "at most max_ejection_time",
+            ));
+        }
+        Ok(())
     }
 
     /// How many of `total` endpoints may be ejected at once.
@@ -227,7 +243,7 @@ impl FailureRate {
 /// # Defaults
 ///
 /// interval as given; timeout 1 s (at most the interval); unhealthy after 3 failed probes,
-/// healthy after 2 passing ones.
+/// healthy after 2 passing ones. Every setter refuses a bad value naming it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
     pub(crate) interval: Duration,
@@ -237,57 +253,53 @@ pub struct HealthCheck {
 }
 
 impl HealthCheck {
-    /// Checks every `interval` with the defaults. An interval below 10 ms or above 1 hour is
-    /// refused when the balancer is built.
-    pub fn new(interval: Duration) -> Self {
-        HealthCheck {
+    /// Checks every `interval` (from 10 ms to 1 hour) with the defaults.
+    pub fn new(interval: Duration) -> Result<Self, ConfigError> {
+        if !(Duration::from_millis(10)..=Duration::from_secs(3600)).contains(&interval) {
+            return Err(invalid(
+                "health_check.interval",
+                format!("{interval:?}"),
+                "from 10ms to 1h",
+            ));
+        }
+        Ok(HealthCheck {
             interval,
             timeout: Duration::from_secs(1).min(interval),
             healthy_threshold: 2,
             unhealthy_threshold: 3,
-        }
+        })
     }
 
-    /// How long one probe may take before it counts as failed.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Passing probes in a row that return an endpoint to service (at least 1).
-    pub fn healthy_threshold(mut self, n: u32) -> Self {
-        self.healthy_threshold = n;
-        self
-    }
-
-    /// Failed probes in a row that take an endpoint out of service (at least 1).
-    pub fn unhealthy_threshold(mut self, n: u32) -> Self {
-        self.unhealthy_threshold = n;
-        self
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        if !(Duration::from_millis(10)..=Duration::from_secs(3600)).contains(&self.interval) {
-            return Err(invalid(
-                "health_check.interval",
-                format!("{:?}", self.interval),
-                "from 10ms to 1h",
-            ));
-        }
-        if self.timeout.is_zero() || self.timeout > self.interval {
+    /// How long one probe may take before it counts as failed: greater than zero and at most
+    /// the interval.
+    pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if timeout.is_zero() || timeout > self.interval {
             return Err(invalid(
                 "health_check.timeout",
-                format!("{:?}", self.timeout),
+                format!("{timeout:?}"),
                 "greater than zero and at most the interval",
             ));
         }
-        if self.healthy_threshold == 0 {
-            return Err(invalid("health_check.healthy_threshold", 0, "at least 1"));
+        self.timeout = timeout;
+        Ok(self)
+    }
+
+    /// Passing probes in a row that return an endpoint to service (at least 1).
+    pub fn healthy_threshold(mut self, n: u32) -> Result<Self, ConfigError> {
+        if n == 0 {
+            return Err(invalid("health_check.healthy_threshold", n, "at least 1"));
         }
-        if self.unhealthy_threshold == 0 {
-            return Err(invalid("health_check.unhealthy_threshold", 0, "at least 1"));
+        self.healthy_threshold = n;
+        Ok(self)
+    }
+
+    /// Failed probes in a row that take an endpoint out of service (at least 1).
+    pub fn unhealthy_threshold(mut self, n: u32) -> Result<Self, ConfigError> {
+        if n == 0 {
+            return Err(invalid("health_check.unhealthy_threshold", n, "at least 1"));
         }
-        Ok(())
+        self.unhealthy_threshold = n;
+        Ok(self)
     }
 }
 

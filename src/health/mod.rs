@@ -57,7 +57,7 @@
 //! let probe = tower::service_fn(|_: Endpoint| async { Ok::<_, std::convert::Infallible>(()) });
 //! let balance = Balance::builder(LeastRequest::new())
 //!     .outlier_detection(OutlierDetection::new().consecutive_failures(3)?)
-//!     .health_check(HealthCheck::new(Duration::from_secs(5)), probe)
+//!     .health_check(HealthCheck::new(Duration::from_secs(5))?, probe)
 //!     .build(Static::from_addrs(["127.0.0.1:8080".parse()?]), make)?;
 //! # drop(balance);
 //! # Ok(())

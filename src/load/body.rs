@@ -54,9 +54,11 @@ where
         result: Result<http::Response<B>, BoxError>,
         mut guard: InFlight,
     ) -> Result<Self::Response, BoxError> {
-        match self.classify.classify(result.as_ref()) {
-            Outcome::Success => guard.succeeded(),
-            Outcome::Failure => guard.failed(),
+        let failed = self.classify.classify(result.as_ref()) == Outcome::Failure;
+        if failed {
+            guard.failed();
+        } else {
+            guard.succeeded();
         }
         // An error ends the request here (the guard drops: a lower-bound sample).
         let response = result?;
@@ -67,7 +69,11 @@ where
             } else {
                 Some(guard)
             };
-            TrackedBody { inner: body, guard }
+            TrackedBody {
+                inner: body,
+                guard,
+                failed,
+            }
         }))
     }
 }
@@ -80,6 +86,8 @@ pin_project! {
         #[pin]
         inner: B,
         guard: Option<InFlight>,
+        // Whether the head already counted as a failure: a body error then adds none.
+        failed: bool,
     }
 }
 
@@ -104,7 +112,9 @@ impl<B: Body> Body for TrackedBody<B> {
             None => true,
             Some(Ok(_)) => this.inner.is_end_stream(),
             Some(Err(_)) => {
-                if let Some(guard) = this.guard.take() {
+                if let Some(guard) = this.guard.take()
+                    && !*this.failed
+                {
                     guard.failed();
                 }
                 false

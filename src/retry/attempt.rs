@@ -110,6 +110,9 @@ where
             return end(result.map_err(Into::into), false);
         }
         if this.deadline.as_mut().poll_fired(cx).is_some() {
+            if let AttemptProj::Running { fut } = this.attempt.as_mut().project() {
+                S::abandon(fut);
+            }
             return end(Err(timed_out(timeout)), true);
         }
         Poll::Pending
@@ -117,11 +120,14 @@ where
 }
 
 impl Timer {
-    pub(super) fn at(deadline: Instant, wake: Wake) -> Self {
-        Timer::On {
-            sleep: sleep_until(deadline),
-            wake,
-        }
+    /// Fires `delay` after `start`. A delay too long for an `Instant` (`Duration::MAX` as "no
+    /// limit") waits for ever, as [`sleep`] does, instead of overflowing.
+    pub(super) fn at(start: Instant, delay: Duration, wake: Wake) -> Self {
+        let sleep = match start.checked_add(delay) {
+            Some(deadline) => sleep_until(deadline),
+            None => sleep(delay),
+        };
+        Timer::On { sleep, wake }
     }
 
     pub(super) fn after(delay: Duration, wake: Wake) -> Self {

@@ -26,7 +26,8 @@ pin_project! {
         #[pin]
         first: Attempt<S::Future>,
         local: Arc<Local<S, Pol>>,
-        // A copy for the next attempt; `None` when the policy gave none or none is allowed.
+        // The template every further attempt is replayed from (never sent itself); `None`
+        // when the policy gave none or no further attempt is allowed.
         backup: Option<Req>,
         attempted: Attempted,
         // Attempts started, the first included.
@@ -49,6 +50,8 @@ pin_project! {
         extra: Vec<Pin<Box<Lane<S, Req>>>>,
         // The latest retryable failure, returned if no further attempt is made.
         last: Option<Result<S::Response, BoxError>>,
+        // The copy a retry sends once its backoff is over.
+        next: Option<Req>,
         // When the first attempt started; only when latencies are recorded.
         started: Option<Instant>,
         // An attempt failed in a way no other endpoint can fix.
@@ -76,7 +79,7 @@ where
             // The one clock read at the start, only for routes with timers.
             let now = Instant::now();
             let deadline = match config.per_try_timeout {
-                Some(t) => Timer::at(now + t, Wake::Deadline),
+                Some(t) => Timer::at(now, t, Wake::Deadline),
                 None => Timer::Off,
             };
             let timer = match &local.shared.hedge {
@@ -84,7 +87,7 @@ where
                     if hedge.latencies().is_some() {
                         started = Some(now);
                     }
-                    Timer::at(now + hedge.delay(), Wake::Hedge)
+                    Timer::at(now, hedge.delay(), Wake::Hedge)
                 }
                 _ => Timer::Off,
             };
@@ -177,9 +180,10 @@ where
             let mut progressed = false;
 
             let ended = match first.as_mut().project() {
-                AttemptProj::Running { fut } => match fut.poll(cx) {
+                AttemptProj::Running { mut fut } => match fut.as_mut().poll(cx) {
                     Poll::Ready(result) => Some((result.map_err(Into::into), false)),
                     Poll::Pending if slow.deadline.as_mut().poll_fired(cx).is_some() => {
+                        S::abandon(fut);
                         Some((Err(timed_out(timeout)), true))
                     }
                     Poll::Pending => None,
@@ -224,7 +228,9 @@ where
                 }
                 Some(Wake::Backoff) => {
                     progressed = true;
-                    self.send(slow);
+                    if let Some(req) = slow.next.take() {
+                        self.send(slow, req);
+                    }
                 }
                 Some(Wake::Deadline) | None => {}
             }
@@ -308,9 +314,20 @@ where
             panic!("retry ResponseFuture polled after completion");
         };
         let shared = &self.local.shared;
-        if *slow.stop || *self.attempts >= shared.config.max_attempts || self.backup.is_none() {
+        if *slow.stop || *self.attempts >= shared.config.max_attempts {
             return Some(last);
         }
+        // Copied before the budget is asked: a request that can no longer be replayed (a body
+        // read past its replay limit) must neither spend a retry nor reach another endpoint.
+        let Some(req) = self.copy() else {
+            if self.backup.take().is_some() {
+                tracing::debug!(
+                    attempts = *self.attempts,
+                    "retry: the request can no longer be replayed, returning the last result"
+                );
+            }
+            return Some(last);
+        };
         self.local.flush_soon.store(true, Relaxed);
         if !shared.budget.withdraw(Withdrawal::Retry) {
             tracing::warn!(
@@ -333,8 +350,9 @@ where
             .backoff
             .delay(*slow.retries, &self.local.jitter);
         if delay.is_zero() {
-            self.send(slow);
+            self.send(slow, req);
         } else {
+            *slow.next = Some(req);
             slow.timer.set(Timer::after(delay, Wake::Backoff));
         }
         None
@@ -356,6 +374,10 @@ where
         if !allowed {
             return;
         }
+        let Some(req) = self.copy() else {
+            *self.backup = None;
+            return;
+        };
         self.local.flush_soon.store(true, Relaxed);
         if !shared.budget.withdraw(Withdrawal::Hedge) {
             tracing::warn!(
@@ -372,21 +394,25 @@ where
             ?delay,
             "retry: hedging, no response yet"
         );
-        self.send(slow);
+        self.send(slow, req);
         if *slow.hedges < hedge.hedges() {
             slow.timer.set(Timer::after(delay, Wake::Hedge));
         }
     }
 
-    /// Sends the backup copy as a new attempt on a clone of the inner service, keeping a new
-    /// copy if a further attempt may follow.
-    fn send(&mut self, slow: &mut SlowProj<'_, S, Req>) {
-        let Some(req) = self.backup.take() else {
-            return;
-        };
+    /// A fresh copy of the request for one more attempt, replayed from the template; `None`
+    /// when there is none or the request can no longer be replayed.
+    fn copy(&self) -> Option<Req> {
+        let template = self.backup.as_ref()?;
+        self.local.shared.policy.replay(template)
+    }
+
+    /// Sends `req` as a new attempt on a clone of the inner service; drops the template once
+    /// no further attempt may follow.
+    fn send(&mut self, slow: &mut SlowProj<'_, S, Req>, req: Req) {
         let shared = &self.local.shared;
-        if *self.attempts < shared.config.max_attempts {
-            *self.backup = shared.policy.replay(&req);
+        if *self.attempts >= shared.config.max_attempts {
+            *self.backup = None;
         }
         let started = shared
             .hedge
@@ -410,6 +436,7 @@ impl<S: Service<Req>, Req> Slow<S, Req> {
             deadline,
             extra: Vec::new(),
             last: None,
+            next: None,
             started: None,
             stop: false,
             hedges: 0,

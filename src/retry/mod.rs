@@ -19,8 +19,11 @@
 //!
 //! 1. The [`Policy`] gave a replay copy ([`Policy::replay`] returns `Some`). It is asked once
 //!    before the first attempt, since the original is consumed by sending it: that copy is the
-//!    cost of being able to retry. [`AssumeIdempotent`] clones every request (the name is the
-//!    opt-in); with feature `http`, an HTTP policy replays only idempotent methods.
+//!    cost of being able to retry. Each retry and hedge sends a fresh replay of that copy, made
+//!    before the budget is asked; if the request can no longer be replayed by then (a
+//!    `ReplayBody` read past its limit), it is not retried. [`AssumeIdempotent`] clones every
+//!    request (the name is the opt-in); with feature `http`, an HTTP policy replays only
+//!    idempotent methods.
 //! 2. The attempt's result is [retryable](Policy::retryable), or it timed out (see
 //!    [`RetryLayer::per_try_timeout`]). A [`NoEndpoints`](crate::NoEndpoints) error is never
 //!    retried: no other endpoint exists to fix it.
@@ -56,8 +59,9 @@
 //!
 //! A request that succeeds at its first attempt pays for one [`Policy::replay`] (a clone of
 //! the request with [`AssumeIdempotent`]), one uncontended reference count and a plain counter
-//! on the calling clone's own state, and one [`Policy::retryable`] check of the result; every
-//! sixteenth request also reads the clock and adds its batch to the shared budget. Nothing is
+//! on the calling clone's own state, and one [`Policy::retryable`] check of the result; the
+//! first request of every batch of sixteen also reads the clock, and the last adds the batch
+//! to the shared budget. Nothing is
 //! allocated, no timer is set and the inner service is not cloned unless a retry or hedge is
 //! sent. A per-try timeout costs one timer per attempt; hedging costs one timer per request,
 //! and a percentile delay two clock reads and two shared atomic increments per request. These

@@ -36,7 +36,8 @@ pub trait Policy<Req, Res>: Send + Sync + 'static {
     /// retried (it is not idempotent).
     ///
     /// Called once before the first attempt of every request that could be retried or hedged
-    /// (the copy must exist before the original is sent), and once per further attempt.
+    /// (the copy must exist before the original is sent), and once on that copy for each
+    /// further attempt, before the budget is asked: `None` then ends the request's retries.
     fn replay(&self, req: &Req) -> Option<Req>;
 
     /// Whether an attempt that ended this way is worth another attempt on another endpoint.

@@ -26,14 +26,14 @@ use crate::error::BoxError;
 ///
 /// A request that succeeds first time pays: one policy [`replay`](Policy::replay) (the copy
 /// that makes a retry possible), one uncontended reference count on this clone's own state,
-/// and a plain counter increment; every 16th request also reads the clock and adds the 16 to
-/// the shared budget. The inner service is cloned only when a retry or hedge is sent. Timers
-/// exist only with a per-try timeout or hedging.
+/// and a plain counter increment; the first request of every batch of 16 also reads the
+/// clock, and the last adds the 16 to the shared budget. The inner service is cloned only
+/// when a retry or hedge is sent. Timers exist only with a per-try timeout or hedging.
 ///
 /// Deposits are batched: a clone deposits its requests every 16 requests, at its next request
 /// after one of its requests drew on the budget, and when it is dropped. So a clone's last few
-/// requests are missing from the budget for a while, and a batch is counted as if made at the
-/// previous deposit, so it leaves the window no later than its requests would have: both only
+/// requests are missing from the budget for a while, and a batch is counted as if made at its
+/// first request, so it leaves the window no later than its requests would have: both only
 /// ever make the budget stricter. (A withdrawal runs on the response future, which cannot
 /// reach the clone's plain counter, hence "at the next request" rather than before it.)
 pub struct Retry<S, Pol> {
@@ -67,7 +67,7 @@ pub(crate) struct Shared<Pol> {
 struct Deposits {
     budget: Arc<Budget>,
     pending: u64,
-    /// No pending request is older than this.
+    /// When the first pending request was made: no pending request is older.
     since: Instant,
 }
 
@@ -177,7 +177,7 @@ impl<S: Clone, Pol> Clone for Retry<S, Pol> {
             deposits: Deposits {
                 budget: Arc::clone(&self.deposits.budget),
                 pending: 0,
-                // The clone's requests all come later than this: depositing them here is safe.
+                // Set again at the clone's first request.
                 since: self.deposits.since,
             },
         }
@@ -205,6 +205,9 @@ impl Deposits {
     /// deposited.
     #[inline]
     fn add(&mut self, soon: bool) -> bool {
+        if self.pending == 0 {
+            self.start_batch();
+        }
         self.pending += 1;
         if self.pending >= FLUSH_EVERY || soon {
             self.flush();
@@ -213,12 +216,18 @@ impl Deposits {
         false
     }
 
+    /// Dates the batch that starts with this request: the one clock read per batch. (Dating
+    /// it at the previous deposit instead would lose every batch of a clone made or left idle
+    /// longer than the budget's window ago.)
+    #[cold]
+    fn start_batch(&mut self) {
+        self.since = Instant::now();
+    }
+
     #[cold]
     fn flush(&mut self) {
-        let now = Instant::now();
         self.budget.deposit(self.pending, self.since);
         self.pending = 0;
-        self.since = now;
     }
 }
 

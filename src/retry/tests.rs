@@ -792,6 +792,139 @@ fn public_types_are_send_and_sync() {
     send_sync::<AttemptTimedOut>();
 }
 
+#[tokio::test(start_paused = true)]
+async fn requests_through_late_clones_earn_retries() {
+    // The usual tower pattern: a clone of the service per request, made long after the
+    // original. Each clone's request must count in the window it was made in.
+    let plan = Plan::new(&[]);
+    let balance = balancer(2, &plan).await;
+    let budget = Arc::new(Budget::new(Duration::from_secs(10), 0, 1.0).unwrap());
+    let retry = layer().budget(budget.clone()).layer(balance);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    for i in 0..4 {
+        retry.clone().oneshot(i).await.unwrap();
+    }
+    assert_eq!(budget.stats().requests, 4);
+    for i in 0..4 {
+        assert!(
+            budget.withdraw(Withdrawal::Retry),
+            "retry {i}: four recent requests at ratio 1 earn four retries"
+        );
+    }
+    assert!(!budget.withdraw(Withdrawal::Retry));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_idle_for_long_deposits_its_next_batch_in_the_window() {
+    let plan = Plan::new(&[]);
+    let balance = balancer(2, &plan).await;
+    let budget = Arc::new(Budget::new(Duration::from_secs(10), 0, 1.0).unwrap());
+    let mut retry = layer().budget(budget.clone()).layer(balance);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    for i in 0..16 {
+        retry.ready().await.unwrap().call(i).await.unwrap();
+    }
+    assert_eq!(budget.stats().requests, 16);
+    assert!(
+        budget.withdraw(Withdrawal::Retry),
+        "a burst after an idle minute earns retries"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn huge_timeouts_and_hedge_delays_do_not_panic() {
+    let plan = Plan::new(&[]);
+    let balance = balancer(2, &plan).await;
+    let mut retry = layer()
+        .per_try_timeout(Duration::MAX)
+        .unwrap()
+        .hedge(Hedge::after(Duration::MAX))
+        .layer(balance.clone());
+    retry.ready().await.unwrap().call(0).await.unwrap();
+    let hedge = Hedge::percentile(50.0, Duration::ZERO, Duration::MAX).unwrap();
+    let mut retry = layer().hedge(hedge).layer(balance);
+    retry.ready().await.unwrap().call(0).await.unwrap();
+    assert_eq!(plan.ports().len(), 2, "no hedge, no retry");
+}
+
+#[cfg(feature = "http")]
+mod replay {
+    use std::pin::Pin;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+
+    type Body = ReplayBody<Full<Bytes>>;
+    type Req = ::http::Request<Body>;
+    type Res = ::http::Response<()>;
+
+    /// Reads the whole request body, then answers 503; counts its calls.
+    #[derive(Clone)]
+    struct ReadsThen503(Arc<AtomicUsize>);
+
+    impl Service<Req> for ReadsThen503 {
+        type Response = Res;
+        type Error = BoxError;
+        type Future = Pin<Box<dyn Future<Output = Result<Res, BoxError>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: Req) -> Self::Future {
+            self.0.fetch_add(1, SeqCst);
+            Box::pin(async move {
+                req.into_body().collect().await?;
+                Ok(::http::Response::builder().status(503).body(()).unwrap())
+            })
+        }
+    }
+
+    impl Reroute<Req> for ReadsThen503 {
+        fn call_avoiding(&mut self, req: Req, _: &mut Attempted) -> Self::Future {
+            self.call(req)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_read_past_its_limit_is_not_retried() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut retry = RetryLayer::new(Http::new())
+            .backoff(Duration::ZERO, Duration::ZERO)
+            .unwrap()
+            .layer(ReadsThen503(calls.clone()));
+        let body = ReplayBody::new(Full::new(Bytes::from_static(b"0123456789")), 4);
+        let req = ::http::Request::put("http://users.mesh/42")
+            .body(body)
+            .unwrap();
+        let res = retry.ready().await.unwrap().call(req).await;
+        let res = res.expect("the endpoint's own 503, not a replay error");
+        assert_eq!(res.status(), 503);
+        assert_eq!(calls.load(SeqCst), 1, "the body cannot be sent again");
+        let stats = retry.budget().stats();
+        assert_eq!((stats.retries, stats.refused), (0, 0), "no budget spent");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_within_its_limit_is_retried_whole() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut retry = RetryLayer::new(Http::new())
+            .backoff(Duration::ZERO, Duration::ZERO)
+            .unwrap()
+            .layer(ReadsThen503(calls.clone()));
+        let body = ReplayBody::new(Full::new(Bytes::from_static(b"0123456789")), 64);
+        let req = ::http::Request::put("http://users.mesh/42")
+            .body(body)
+            .unwrap();
+        let res = retry.ready().await.unwrap().call(req).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(calls.load(SeqCst), 3, "every attempt read the whole body");
+        assert_eq!(retry.budget().stats().retries, 2);
+    }
+}
+
 mod budget_props {
     use proptest::prelude::*;
 
