@@ -26,6 +26,10 @@
 //!   `retry::Retry` with the default budget; `health_retry_timeout` adds a per-try timeout and
 //!   `health_hedge` fixed-delay hedging, for what those options cost.
 //!
+//! - `locality`: `Locality` around round-robin and least-request against the bare pickers, at
+//!   N ∈ {12, 1200} over three zones: local traffic only, and a spilling zone (every pick draws
+//!   a zone).
+//!
 //! Run with `cargo bench --bench balance`; medians are in `target/criterion/*/*/new/estimates.json`.
 
 use std::convert::Infallible;
@@ -42,6 +46,7 @@ use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criteri
 use tokio::runtime::Runtime;
 use tower::load::{CompleteOnResponse, PeakEwma as TowerPeakEwma, PendingRequests};
 use tower::{Layer, Service, ServiceExt};
+use tower_mesh::balance::Locality;
 use tower_mesh::balance::hash::Maglev;
 use tower_mesh::balance::{
     Balance, LeastRequest, PeakEwma, Pick, PickRequest, Random, RoundRobin, Weighted,
@@ -675,6 +680,77 @@ async fn healthy(n: usize) -> Balance<RoundRobin, Echo> {
     balance
 }
 
+/// Endpoints over three zones of one region.
+fn zoned(n: usize) -> Vec<Endpoint> {
+    endpoints(n, false)
+        .into_iter()
+        .enumerate()
+        .map(|(i, ep)| ep.with_zone(["a", "b", "c"][i % 3]).with_region("r"))
+        .collect()
+}
+
+fn locality(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut group = c.benchmark_group("locality");
+    for n in [12, 1200] {
+        let g = &mut group;
+        bench_service(
+            g,
+            &rt,
+            "round_robin",
+            n,
+            rt.block_on(ours(RoundRobin::with_seed(1), zoned(n))),
+        );
+        let local = Locality::new(RoundRobin::with_seed(1), "a")
+            .region("r")
+            .seed(1);
+        bench_service(
+            g,
+            &rt,
+            "locality_round_robin",
+            n,
+            rt.block_on(ours(local, zoned(n))),
+        );
+        bench_service(
+            g,
+            &rt,
+            "least_request",
+            n,
+            rt.block_on(ours(LeastRequest::with_seed(1), zoned(n))),
+        );
+        let local = Locality::new(LeastRequest::with_seed(1), "a")
+            .region("r")
+            .seed(1);
+        bench_service(
+            g,
+            &rt,
+            "locality_least_request",
+            n,
+            rt.block_on(ours(local, zoned(n))),
+        );
+        // Zone a spilling (a third of its endpoints): every pick draws a zone.
+        let spilling: Vec<Endpoint> = zoned(n)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 0 || i % 9 == 0)
+            .map(|(_, ep)| ep)
+            .collect();
+        let local = Locality::new(RoundRobin::with_seed(1), "a")
+            .region("r")
+            .client_shares([("a", 1.0), ("b", 1.0), ("c", 1.0)])
+            .expect("valid")
+            .seed(1);
+        bench_service(
+            g,
+            &rt,
+            "locality_round_robin_spilling",
+            n,
+            rt.block_on(ours(local, spilling)),
+        );
+    }
+    group.finish();
+}
+
 fn resilience(c: &mut Criterion) {
     let rt = current_thread();
     let mut group = c.benchmark_group("resilience");
@@ -701,7 +777,7 @@ fn resilience(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = per_request, shared, update, churn, resilience
+    targets = per_request, shared, update, churn, resilience, locality
 }
 criterion_main!(benches);
 

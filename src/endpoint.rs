@@ -38,7 +38,7 @@ use crate::error::InvalidWeight;
 /// # Defaults
 ///
 /// - weight: 1 (every endpoint equal unless discovery says otherwise)
-/// - zone: none
+/// - zone, region: none
 /// - labels: none
 /// - identity: none (no identity is expected; a TLS layer configured to require one will refuse
 ///   the endpoint rather than guess)
@@ -47,6 +47,7 @@ pub struct Endpoint {
     addr: SocketAddr,
     weight: Weight,
     zone: Option<Arc<str>>,
+    region: Option<Arc<str>>,
     labels: Arc<BTreeMap<String, String>>,
     identity: Option<Arc<str>>,
 }
@@ -58,6 +59,7 @@ impl Endpoint {
             addr,
             weight: Weight::ONE,
             zone: None,
+            region: None,
             labels: Arc::default(),
             identity: None,
         }
@@ -72,6 +74,14 @@ impl Endpoint {
     /// Sets the zone (for example an availability zone name).
     pub fn with_zone(mut self, zone: impl Into<Arc<str>>) -> Self {
         self.zone = Some(zone.into());
+        self
+    }
+
+    /// Sets the region: the group of zones the endpoint's zone belongs to, for
+    /// [`Locality`](crate::balance::Locality)'s failover order (zone, then region, then
+    /// anywhere).
+    pub fn with_region(mut self, region: impl Into<Arc<str>>) -> Self {
+        self.region = Some(region.into());
         self
     }
 
@@ -108,6 +118,11 @@ impl Endpoint {
         self.zone.as_deref()
     }
 
+    /// The region, if discovery named one.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
     /// All labels, sorted by name.
     pub fn labels(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
         self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))
@@ -137,6 +152,9 @@ impl fmt::Debug for Endpoint {
             .field("weight", &self.weight.get());
         if let Some(zone) = &self.zone {
             d.field("zone", zone);
+        }
+        if let Some(region) = &self.region {
+            d.field("region", region);
         }
         if !self.labels.is_empty() {
             d.field("labels", &self.labels);

@@ -88,6 +88,14 @@ pub enum ConfigError {
         /// What the setting accepts.
         expected: &'static str,
     },
+    /// A locality setting out of range.
+    #[error("invalid locality {setting} {value}")]
+    InvalidLocality {
+        /// The setting.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+    },
     /// The balancer was built outside a Tokio runtime, so its driver task cannot be spawned.
     #[error("balancer built outside a tokio runtime; call build from within one")]
     NoRuntime,

@@ -576,7 +576,17 @@ where
         }
         let endpoints = self.ready.endpoints.publish();
         let views: Vec<EndpointView<'_>> = endpoints.iter().map(|e| EndpointView::new(e)).collect();
-        let table = self.picker.build(&views);
+        let table = if self.picker.wants_unready() {
+            let unready: Vec<EndpointView<'_>> = self
+                .entries
+                .values()
+                .filter(|e| !matches!(e.state, State::Ready(_)))
+                .map(|e| EndpointView::new(&e.endpoint))
+                .collect();
+            self.picker.build_with_unready(&views, &unready)
+        } else {
+            self.picker.build(&views)
+        };
         drop(views);
         let clients = self.ready.clients.publish();
         let loads = self.ready.loads.publish();

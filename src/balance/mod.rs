@@ -27,6 +27,8 @@
 //! | [`WeightedRandom`] | at random, in proportion to weight (alias method) | capacities differ; many clients; weights change often |
 //! | [`LeastRequest`] | fewest in flight of `d` random candidates | request costs vary; latency unknown |
 //! | [`PeakEwma`] | lowest `rtt × (in_flight + 1)` of two random candidates | endpoints differ in speed, or slow down |
+//! | [`LabelRoute`](label::LabelRoute) | the group whose label matches the request's selector; any picker within | canaries, versions, tenants named by the request |
+//! | [`Locality`] | the client's zone first, spilling evenly, failing over by region; any picker within | clients and servers span zones or regions |
 //! | [`RingHash`](hash::RingHash) | the owner of the key's arc on a SHA-1 ring (optionally load-bounded) | the same key must reach the same endpoint, with minimal movement |
 //! | [`Maglev`](hash::Maglev) | one lookup-table entry for the key | affinity with the cheapest lookup and even shares |
 //!
@@ -38,8 +40,10 @@ mod choices;
 mod chunked;
 mod driver;
 pub mod hash;
+pub mod label;
 mod layer;
 mod least_request;
+mod locality;
 mod peak_ewma;
 mod pick;
 mod random;
@@ -56,8 +60,9 @@ mod weighted_random;
 pub use self::builder::Builder;
 pub use self::layer::BalanceLayer;
 pub use self::least_request::LeastRequest;
+pub use self::locality::{Locality, LocalityCursor, LocalityTable};
 pub use self::peak_ewma::PeakEwma;
-pub use self::pick::{EndpointView, Loads, Pick, PickRequest};
+pub use self::pick::{EndpointView, Loads, MAX_DEPTH, Pick, PickRequest};
 pub use self::random::Random;
 pub use self::reroute::{Attempted, Reroute};
 pub use self::respond::Respond;

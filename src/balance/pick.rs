@@ -4,6 +4,7 @@ use tokio::time::Instant;
 
 use super::chunked::Chunked;
 use crate::endpoint::{Endpoint, Weight};
+use crate::error::{BoxError, NoEndpoints};
 use crate::load::{Decay, Load};
 
 /// The table-building half of a picker: what it precomputes from the endpoint set.
@@ -32,6 +33,26 @@ pub trait Pick: Send + Sync + 'static {
     /// the same set (consistent hashing) orders endpoints itself, by address.
     fn build(&self, endpoints: &[EndpointView<'_>]) -> Self::Table;
 
+    /// Whether [`build_with_unready`](Pick::build_with_unready) should be called instead of
+    /// [`build`](Pick::build). Default `false`: collecting the endpoints out of the set costs
+    /// the driver a pass over every endpoint per rebuild.
+    fn wants_unready(&self) -> bool {
+        false
+    }
+
+    /// Like [`build`](Pick::build), and also sees the endpoints discovery names that are not in
+    /// the set (connecting, backing off, ejected or unhealthy), for pickers that weigh a group's
+    /// health, such as [`Locality`](super::Locality). Called only when
+    /// [`wants_unready`](Pick::wants_unready) says so; the default builds from `ready` alone.
+    fn build_with_unready(
+        &self,
+        ready: &[EndpointView<'_>],
+        unready: &[EndpointView<'_>],
+    ) -> Self::Table {
+        let _ = unready;
+        self.build(ready)
+    }
+
     /// The cursor for the `clone`-th clone of the balancer (0 for the first). Seeded pickers
     /// derive the cursor from their seed and `clone`, so a run is reproducible.
     fn cursor(&self, clone: u64) -> Self::Cursor;
@@ -57,6 +78,23 @@ pub trait PickRequest<Req>: Pick {
         loads: &Loads<'_>,
         req: &Req,
     ) -> Option<usize>;
+
+    /// Whether endpoint `index` may serve `req` at all: a retry that has tried every endpoint
+    /// the picker chose falls back to the next untried endpoint this accepts. The default
+    /// accepts every endpoint; a picker that confines requests to a group (by label) accepts
+    /// only the group's.
+    fn eligible(&self, table: &Self::Table, req: &Req, index: usize) -> bool {
+        let _ = (table, req, index);
+        true
+    }
+
+    /// The error a request gets when [`pick`](PickRequest::pick) offered nothing. The default
+    /// is [`NoEndpoints`]; a picker that refuses for a reason of its own (no endpoint matches the
+    /// request's selector) names it.
+    fn refusal(&self, table: &Self::Table, req: &Req) -> BoxError {
+        let _ = (table, req);
+        NoEndpoints::new(std::time::Duration::ZERO).into()
+    }
 }
 
 /// What a picker sees of one endpoint when it builds its table.
@@ -88,11 +126,20 @@ impl<'a> EndpointView<'a> {
 }
 
 /// The live load of every endpoint in a snapshot, by index.
+///
+/// A picker that wraps another over part of the set (by zone, by label) hands the inner
+/// picker a [`subset`](Loads::subset): the same loads, renumbered.
 #[derive(Debug, Clone, Copy)]
 pub struct Loads<'a> {
     repr: Repr<'a>,
     now: Option<Instant>,
+    /// Index maps of nested subsets, innermost last; `maps[..depth]` are in use.
+    maps: [&'a [u32]; MAX_DEPTH],
+    depth: u8,
 }
+
+/// How many subsets may be nested (a wrapping picker inside another inside another...).
+pub const MAX_DEPTH: usize = 4;
 
 /// A balancer's snapshot keeps loads in shared chunks (so one endpoint change republishes in
 /// microseconds); a picker tested on its own passes a plain slice. The branch between the two is
@@ -107,26 +154,50 @@ impl<'a> Loads<'a> {
     /// Loads of endpoints `0..loads.len()`.
     #[inline]
     pub fn new(loads: &'a [Load]) -> Self {
-        Loads {
-            repr: Repr::Slice(loads),
-            now: None,
-        }
+        Loads::from_repr(Repr::Slice(loads), None)
     }
 
     /// Loads with the time the request started, for pickers that time requests.
     #[inline]
     pub fn with_now(loads: &'a [Load], now: Instant) -> Self {
-        Loads {
-            repr: Repr::Slice(loads),
-            now: Some(now),
-        }
+        Loads::from_repr(Repr::Slice(loads), Some(now))
     }
 
     #[inline]
     pub(crate) fn chunked(loads: &'a Chunked<Load>, now: Option<Instant>) -> Self {
+        Loads::from_repr(Repr::Chunked(loads), now)
+    }
+
+    #[inline]
+    fn from_repr(repr: Repr<'a>, now: Option<Instant>) -> Self {
         Loads {
-            repr: Repr::Chunked(loads),
+            repr,
             now,
+            maps: [&[]; MAX_DEPTH],
+            depth: 0,
+        }
+    }
+
+    /// The loads of the endpoints `map` names, renumbered: index `i` of the result is index
+    /// `map[i]` of `self`. Costs nothing to make; each `get` follows the maps.
+    ///
+    /// # Panics
+    ///
+    /// When nested more than [`MAX_DEPTH`] deep, or (at `get`) when `map` names an index
+    /// `self` does not have.
+    #[inline]
+    pub fn subset(&self, map: &'a [u32]) -> Loads<'a> {
+        let depth = usize::from(self.depth);
+        if depth == MAX_DEPTH {
+            too_deep();
+        }
+        let mut maps = self.maps;
+        maps[depth] = map;
+        Loads {
+            repr: self.repr,
+            now: self.now,
+            maps,
+            depth: self.depth + 1,
         }
     }
 
@@ -140,9 +211,12 @@ impl<'a> Loads<'a> {
     /// The number of endpoints.
     #[inline]
     pub fn len(&self) -> usize {
-        match self.repr {
-            Repr::Slice(loads) => loads.len(),
-            Repr::Chunked(loads) => loads.len(),
+        match self.depth {
+            0 => match self.repr {
+                Repr::Slice(loads) => loads.len(),
+                Repr::Chunked(loads) => loads.len(),
+            },
+            d => self.maps[usize::from(d) - 1].len(),
         }
     }
 
@@ -159,6 +233,7 @@ impl<'a> Loads<'a> {
     /// If `index >= self.len()`.
     #[inline]
     pub fn get(&self, index: usize) -> &'a Load {
+        let index = self.base_index(index);
         let load = match self.repr {
             Repr::Slice(loads) => loads.get(index),
             Repr::Chunked(loads) => loads.get(index),
@@ -168,6 +243,24 @@ impl<'a> Loads<'a> {
             None => out_of_bounds(index, self.len()),
         }
     }
+
+    /// `index` in the unmapped set.
+    #[inline]
+    fn base_index(&self, mut index: usize) -> usize {
+        for map in self.maps[..usize::from(self.depth)].iter().rev() {
+            match map.get(index) {
+                Some(&i) => index = i as usize,
+                None => out_of_bounds(index, map.len()),
+            }
+        }
+        index
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn too_deep() -> ! {
+    panic!("loads nested more than {MAX_DEPTH} subsets deep")
 }
 
 #[cold]

@@ -227,11 +227,16 @@ impl<P: Pick, S, C: Clone> Balance<P, S, C> {
             .picker
             .pick(&snapshot.table, &mut self.cursor, &loads, &req);
         if let Some(attempted) = attempted {
+            let (picker, table) = (&self.picker, &snapshot.table);
+            let cursor = &mut self.cursor;
             picked = picked.map(|i| {
-                avoid(i, attempted, &loads, || {
-                    self.picker
-                        .pick(&snapshot.table, &mut self.cursor, &loads, &req)
-                })
+                avoid(
+                    i,
+                    attempted,
+                    &loads,
+                    || picker.pick(table, cursor, &loads, &req),
+                    |i| picker.eligible(table, &req, i),
+                )
             });
         }
         match picked.and_then(|i| Some((i, snapshot.clients.get(i)?, snapshot.loads.get(i)?))) {
@@ -254,7 +259,7 @@ impl<P: Pick, S, C: Clone> Balance<P, S, C> {
             }
             None => ResponseFuture {
                 state: State::Failed {
-                    error: Some(NoEndpoints::new(Duration::ZERO).into()),
+                    error: Some(self.picker.refusal(&snapshot.table, &req)),
                 },
             },
         }
@@ -263,13 +268,14 @@ impl<P: Pick, S, C: Clone> Balance<P, S, C> {
 
 /// The endpoint to use instead of `picked` when it was already attempted: a fresh pick (twice
 /// at most, so load-aware pickers still choose among the rest), then the next untried endpoint
-/// in slot order. Records the result in `attempted`.
+/// in slot order that the picker deems eligible. Records the result in `attempted`.
 #[cold]
 fn avoid(
     picked: usize,
     attempted: &mut Attempted,
     loads: &Loads<'_>,
     mut repick: impl FnMut() -> Option<usize>,
+    eligible: impl Fn(usize) -> bool,
 ) -> usize {
     let tried = |i: usize| attempted.contains(loads.get(i).key());
     let mut chosen = picked;
@@ -286,7 +292,10 @@ fn avoid(
     }
     if tried(chosen) {
         let n = loads.len();
-        if let Some(i) = (1..n).map(|k| (picked + k) % n).find(|&i| !tried(i)) {
+        if let Some(i) = (1..n)
+            .map(|k| (picked + k) % n)
+            .find(|&i| !tried(i) && eligible(i))
+        {
             chosen = i;
         }
     }

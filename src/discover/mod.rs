@@ -48,6 +48,7 @@ pub mod etcd;
 pub mod file;
 mod from_tower;
 mod static_list;
+pub mod subset;
 mod to_tower;
 mod watch;
 

@@ -211,6 +211,8 @@ pub enum InvalidValueReason {
     Weight(String),
     /// `Metadata.zone` is neither a string nor null.
     Zone(String),
+    /// `Metadata.region` is neither a string nor null.
+    Region(String),
 }
 
 impl fmt::Display for InvalidValueReason {
@@ -232,6 +234,7 @@ impl fmt::Display for InvalidValueReason {
                 )
             }
             InvalidValueReason::Zone(z) => write!(f, "Metadata.zone {z} is not a string"),
+            InvalidValueReason::Region(r) => write!(f, "Metadata.region {r} is not a string"),
         }
     }
 }

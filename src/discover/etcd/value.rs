@@ -15,7 +15,7 @@ use crate::endpoint::{Endpoint, Weight};
 ///   [module docs](super#addresses-not-host-names) for why).
 /// - `Op` is ignored, as etcd's own resolver does: a key that exists is an endpoint.
 /// - `Metadata`, when it is an object, may carry `weight` (an integer from 1 to 4294967295, as a
-///   JSON number or a decimal string), `zone` (a string or null), and any other field whose
+///   JSON number or a decimal string), `zone` and `region` (strings or null), and any other field whose
 ///   value is a string, which becomes a label. Fields with other value types are ignored. When
 ///   `Metadata` is absent, null, or not an object (a Go service may store any value there), the
 ///   endpoint has weight 1 and no zone or labels.
@@ -62,6 +62,9 @@ pub fn decode_value(key: &[u8], value: &[u8]) -> Result<Endpoint, InvalidValue> 
             ("zone", Value::String(z)) => endpoint = endpoint.with_zone(z),
             ("zone", Value::Null) => {}
             ("zone", z) => return Err(fail(InvalidValueReason::Zone(z.to_string()))),
+            ("region", Value::String(r)) => endpoint = endpoint.with_region(r),
+            ("region", Value::Null) => {}
+            ("region", r) => return Err(fail(InvalidValueReason::Region(r.to_string()))),
             (_, Value::String(v)) => endpoint = endpoint.with_label(name, v),
             _ => {}
         }
@@ -73,8 +76,8 @@ pub fn decode_value(key: &[u8], value: &[u8]) -> Result<Endpoint, InvalidValue> 
 /// `{"Op":0,"Addr":"ip:port","Metadata":{...}}`, with the weight, the zone (when set) and the
 /// labels in `Metadata`, so [`decode_value`] gives the same endpoint back.
 ///
-/// Labels named `weight` or `zone` are not written (they would be read back as the weight or
-/// zone). The expected identity is not published: it is the caller's to configure.
+/// Labels named `weight`, `zone` or `region` are not written (they would be read back as the
+/// weight, zone or region). The expected identity is not published: it is the caller's to configure.
 ///
 /// # Examples
 ///
@@ -93,8 +96,11 @@ pub fn encode_value(endpoint: &Endpoint) -> Vec<u8> {
     if let Some(zone) = endpoint.zone() {
         metadata.insert("zone".into(), Value::from(zone));
     }
+    if let Some(region) = endpoint.region() {
+        metadata.insert("region".into(), Value::from(region));
+    }
     for (name, value) in endpoint.labels() {
-        if name != "weight" && name != "zone" {
+        if name != "weight" && name != "zone" && name != "region" {
             metadata.insert(name.into(), Value::from(value));
         }
     }

@@ -17,6 +17,7 @@
 //! | `addr` | string | yes | IP address and port: `10.0.0.1:8080`, `[2001:db8::1]:8080` (no host names: resolve those with DNS discovery) |
 //! | `weight` | integer, 1 to 4294967295 | no, default 1 | relative share for weighted pickers |
 //! | `zone` | string | no | locality, such as an availability zone |
+//! | `region` | string | no | the group of zones it belongs to, for failover order |
 //! | `labels` | table of strings | no | free-form metadata |
 //! | `identity` | string | no | the identity (SPIFFE ID or DNS name) the peer must prove over TLS |
 //!

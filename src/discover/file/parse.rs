@@ -241,11 +241,12 @@ enum EntryField {
     Addr,
     Weight,
     Zone,
+    Region,
     Labels,
     Identity,
 }
 
-const ENTRY_FIELDS: &[&str] = &["addr", "weight", "zone", "labels", "identity"];
+const ENTRY_FIELDS: &[&str] = &["addr", "weight", "zone", "region", "labels", "identity"];
 
 impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
     type Value = Endpoint;
@@ -267,6 +268,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
         let mut addr = None;
         let mut weight = None;
         let mut zone = None;
+        let mut region = None;
         let mut labels = None;
         let mut identity = None;
         while let Some(field) = map.next_key()? {
@@ -298,6 +300,12 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                     }
                     zone = Some(map.next_value::<String>()?);
                 }
+                EntryField::Region => {
+                    if region.is_some() {
+                        return Err(de::Error::duplicate_field("region"));
+                    }
+                    region = Some(map.next_value::<String>()?);
+                }
                 EntryField::Labels => {
                     if labels.is_some() {
                         return Err(de::Error::duplicate_field("labels"));
@@ -316,6 +324,9 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
         let mut endpoint = Endpoint::new(addr).with_weight(weight.unwrap_or_default());
         if let Some(zone) = zone {
             endpoint = endpoint.with_zone(zone);
+        }
+        if let Some(region) = region {
+            endpoint = endpoint.with_region(region);
         }
         for (name, value) in labels.unwrap_or_default() {
             endpoint = endpoint.with_label(name, value);
