@@ -28,7 +28,7 @@
 //!
 //! - `locality`: `Locality` around round-robin and least-request against the bare pickers, at
 //!   N ∈ {12, 1200} over three zones: local traffic only, and a spilling zone (every pick draws
-//!   a zone).
+//!   a zone); and `label::LabelRoute` over three label values, each request naming one.
 //!
 //! Run with `cargo bench --bench balance`; medians are in `target/criterion/*/*/new/estimates.json`.
 
@@ -48,6 +48,7 @@ use tower::load::{CompleteOnResponse, PeakEwma as TowerPeakEwma, PendingRequests
 use tower::{Layer, Service, ServiceExt};
 use tower_mesh::balance::Locality;
 use tower_mesh::balance::hash::Maglev;
+use tower_mesh::balance::label::LabelRoute;
 use tower_mesh::balance::{
     Balance, LeastRequest, PeakEwma, Pick, PickRequest, Random, RoundRobin, Weighted,
     WeightedRandom,
@@ -746,6 +747,34 @@ fn locality(c: &mut Criterion) {
             "locality_round_robin_spilling",
             n,
             rt.block_on(ours(local, spilling)),
+        );
+        // Label subsets: three versions, each request naming one.
+        let versioned: Vec<Endpoint> = zoned(n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, ep)| ep.with_label("version", ["v1", "v2", "v3"][i % 3]))
+            .collect();
+        let route = LabelRoute::from_fn(RoundRobin::with_seed(1), "version", |req: &u32| {
+            Some(["v1", "v2", "v3"][*req as usize % 3])
+        })
+        .expect("valid");
+        bench_service(
+            g,
+            &rt,
+            "label_round_robin",
+            n,
+            rt.block_on(ours(route, versioned.clone())),
+        );
+        let route = LabelRoute::from_fn(LeastRequest::with_seed(1), "version", |req: &u32| {
+            Some(["v1", "v2", "v3"][*req as usize % 3])
+        })
+        .expect("valid");
+        bench_service(
+            g,
+            &rt,
+            "label_least_request",
+            n,
+            rt.block_on(ours(route, versioned)),
         );
     }
     group.finish();
