@@ -790,6 +790,11 @@ fn resilience(c: &mut Criterion) {
         bench_service(g, &rt, "health", n, rt.block_on(healthy(n)));
         let retry = RetryLayer::new(AssumeIdempotent::new()).layer(rt.block_on(healthy(n)));
         bench_service(g, &rt, "health_retry", n, retry);
+        let once = RetryLayer::new(AssumeIdempotent::new())
+            .max_attempts(1)
+            .expect("valid")
+            .layer(rt.block_on(healthy(n)));
+        bench_service(g, &rt, "health_retry_one_attempt", n, once);
         let timeout = RetryLayer::new(AssumeIdempotent::new())
             .per_try_timeout(Duration::from_secs(1))
             .expect("valid")

@@ -227,17 +227,23 @@ impl<P: Pick, S, C: Clone> Balance<P, S, C> {
             .picker
             .pick(&snapshot.table, &mut self.cursor, &loads, &req);
         if let Some(attempted) = attempted {
-            let (picker, table) = (&self.picker, &snapshot.table);
-            let cursor = &mut self.cursor;
-            picked = picked.map(|i| {
-                avoid(
-                    i,
+            // A first attempt has nothing to avoid: record where it goes and move on.
+            if attempted.is_empty()
+                && let Some(i) = picked
+                && i < loads.len()
+            {
+                attempted.record(loads.get(i).key());
+            } else {
+                reroute(
+                    &*self.picker,
+                    &mut self.cursor,
+                    &mut picked,
                     attempted,
+                    &snapshot.table,
                     &loads,
-                    || picker.pick(table, cursor, &loads, &req),
-                    |i| picker.eligible(table, &req, i),
-                )
-            });
+                    &req,
+                );
+            }
         }
         match picked.and_then(|i| Some((i, snapshot.clients.get(i)?, snapshot.loads.get(i)?))) {
             Some((index, client, load)) => {
@@ -266,10 +272,32 @@ impl<P: Pick, S, C: Clone> Balance<P, S, C> {
     }
 }
 
+/// A later attempt: moves `picked` off the endpoints already tried.
+#[cold]
+#[inline(never)]
+fn reroute<P: PickRequest<Req>, Req>(
+    picker: &P,
+    cursor: &mut P::Cursor,
+    picked: &mut Option<usize>,
+    attempted: &mut Attempted,
+    table: &P::Table,
+    loads: &Loads<'_>,
+    req: &Req,
+) {
+    *picked = picked.map(|i| {
+        avoid(
+            i,
+            attempted,
+            loads,
+            || picker.pick(table, cursor, loads, req),
+            |i| picker.eligible(table, req, i),
+        )
+    });
+}
+
 /// The endpoint to use instead of `picked` when it was already attempted: a fresh pick (twice
 /// at most, so load-aware pickers still choose among the rest), then the next untried endpoint
 /// in slot order that the picker deems eligible. Records the result in `attempted`.
-#[cold]
 fn avoid(
     picked: usize,
     attempted: &mut Attempted,
