@@ -48,7 +48,7 @@ mod peak_ewma;
 mod pick;
 mod random;
 mod reroute;
-mod respond;
+pub(crate) mod respond;
 mod round_robin;
 mod seed;
 mod service;

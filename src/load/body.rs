@@ -8,6 +8,7 @@ use pin_project_lite::pin_project;
 
 use super::InFlight;
 use crate::balance::Respond;
+use crate::balance::respond;
 use crate::error::BoxError;
 use crate::health::{Classify, Outcome, TransportErrors};
 
@@ -54,12 +55,10 @@ where
         result: Result<http::Response<B>, BoxError>,
         mut guard: InFlight,
     ) -> Result<Self::Response, BoxError> {
-        let failed = self.classify.classify(result.as_ref()) == Outcome::Failure;
-        if failed {
-            guard.failed();
-        } else {
-            guard.succeeded();
-        }
+        let outcome = self.classify.classify(result.as_ref());
+        // The RTT sample is completed when the body ends, not here.
+        respond::outcome(&mut guard, outcome, false);
+        let failed = outcome == Outcome::Failure;
         // An error ends the request here (the guard drops: a lower-bound sample).
         let response = result?;
         Ok(response.map(|body| {

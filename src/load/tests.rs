@@ -354,4 +354,34 @@ mod body {
         let stats = &balance.endpoints()[0];
         assert_eq!((stats.in_flight(), stats.errors()), (0, 1));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_head_and_a_failing_body_count_once() {
+        let make = service_fn(|_: Endpoint| async {
+            Ok::<_, Infallible>(service_fn(|()| async {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tx.send(Err::<Frame<Bytes>, BoxError>("reset mid-body".into()))
+                    .unwrap();
+                let mut response = http::Response::new(stream(rx));
+                *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                Ok::<_, Infallible>(response)
+            }))
+        });
+        let balance = Balance::builder(PeakEwma::with_seed(1))
+            .classify(TrackBody::new(HttpStatus))
+            .build(Static::from_addrs(["127.0.0.1:1".parse().unwrap()]), make)
+            .unwrap();
+        while balance.ready_len() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let response = balance.clone().oneshot(()).await.unwrap();
+        assert_eq!(response.status(), 503);
+        response.into_body().collect().await.unwrap_err();
+        let stats = &balance.endpoints()[0];
+        assert_eq!(
+            (stats.in_flight(), stats.errors()),
+            (0, 1),
+            "one request, one failure"
+        );
+    }
 }

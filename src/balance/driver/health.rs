@@ -37,8 +37,6 @@ pub(super) type ProbeResult = (SocketAddr, u64, Result<(), String>);
 /// The driver's health machinery, present when outlier detection or health checks are on.
 pub(super) struct Health {
     pub(super) config: HealthConfig,
-    /// Rung by a failure that completes a run of consecutive failures.
-    pub(super) alarm: Arc<Alarm>,
     pub(super) probe_tx: mpsc::UnboundedSender<ProbeResult>,
     /// When the next outlier-detection interval ends.
     pub(super) next_interval: Option<Instant>,

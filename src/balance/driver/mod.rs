@@ -149,9 +149,9 @@ pub(crate) struct Driver<P: Pick, D, M, S> {
     /// Clients and loads of endpoints out of service for their health.
     parked: BTreeMap<SocketAddr, (S, Load)>,
     health: Option<Health>,
-    /// The health alarm, when consecutive-failure ejection is on (a clone of `Health::alarm`,
+    /// The health alarm, when consecutive-failure ejection is on (apart from `Health`
     /// apart so the driver loop can wait on it while handling other events).
-    alarm: Option<Arc<Alarm>>,
+    alarm: Option<Alarm>,
     /// Probe results, when health checks are on.
     probe_rx: Option<mpsc::UnboundedReceiver<ProbeResult>>,
     /// Addresses of the entries that are not ready, for `Balance::endpoints`.
@@ -196,17 +196,16 @@ where
         } = settings;
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         let probe_rx = health.check.is_some().then_some(probe_rx);
-        let alarm = Arc::new(Alarm::new());
+        // Registered only when something can ring it: a run of consecutive failures.
         let watch_runs = health
             .outlier
             .as_ref()
             .is_some_and(|o| o.consecutive.is_some());
-        let alarm_rx = watch_runs.then(|| Arc::clone(&alarm));
+        let alarm = watch_runs.then(Alarm::new);
         let health = health.is_enabled().then(|| {
             let next_interval = health.outlier.as_ref().map(|o| Instant::now() + o.interval);
             Health {
                 config: health,
-                alarm,
                 probe_tx,
                 next_interval,
                 panic: false,
@@ -216,7 +215,7 @@ where
         Driver {
             parked: BTreeMap::new(),
             health,
-            alarm: alarm_rx,
+            alarm,
             probe_rx,
             picker,
             discover: Box::pin(discover),
@@ -276,7 +275,7 @@ where
                     }
                 }
                 () = tokio::time::sleep(REAP_INTERVAL), if !self.retired.is_empty() => self.reap(),
-                () = rung(self.alarm.as_deref()), if self.alarm.is_some() => self.on_alarm(),
+                () = rung(self.alarm.as_ref()), if self.alarm.is_some() => self.on_alarm(),
                 Some(result) = next_probe(self.probe_rx.as_mut()), if self.probe_rx.is_some() => {
                     self.on_probe(result);
                     while let Some(result) = self.probe_rx.as_mut().and_then(|rx| rx.try_recv().ok()) {
@@ -401,8 +400,11 @@ where
         };
         let load = Load::new();
         if let Some(health) = &self.health {
-            if let Some(n) = health.config.outlier.as_ref().and_then(|o| o.consecutive) {
-                load.arm(&health.alarm, n);
+            if let (Some(alarm), Some(n)) = (
+                &self.alarm,
+                health.config.outlier.as_ref().and_then(|o| o.consecutive),
+            ) {
+                load.arm(alarm, n);
             }
             if let Some((check, probe)) = &health.config.check {
                 let seed = self.rng.random();
