@@ -29,6 +29,10 @@ use crate::health::{HealthCheck, HealthConfig, OutlierDetection, Probe, Transpor
 /// - reconnect backoff: 100 ms doubling to 10 s, with jitter, for endpoints whose client
 ///   could not be created.
 /// - seed for the backoff jitter: from the operating system.
+/// - name: `"default"`. It labels the balancer's metrics (feature `metrics`); name each
+///   balancer of a process differently.
+/// - metrics interval (feature `metrics`): `metrics::DEFAULT_INTERVAL`,
+///   1 s, finer than usual scrape intervals.
 ///
 /// # Examples
 ///
@@ -63,6 +67,9 @@ pub struct Builder<P, C = TransportErrors> {
     ready_timeout: Duration,
     backoff: Backoff,
     seed: Option<u64>,
+    name: Arc<str>,
+    #[cfg(feature = "metrics")]
+    metrics_interval: Duration,
 }
 
 impl<P: Pick> Builder<P> {
@@ -78,6 +85,9 @@ impl<P: Pick> Builder<P> {
                 max: Self::DEFAULT_BACKOFF_MAX,
             },
             seed: None,
+            name: Arc::from(DEFAULT_NAME),
+            #[cfg(feature = "metrics")]
+            metrics_interval: crate::metrics::DEFAULT_INTERVAL,
         }
     }
 }
@@ -93,7 +103,7 @@ impl<P: Pick, C> Builder<P, C> {
     /// Sets the classifier that decides which results count as an endpoint's failures (in
     /// its error count and for [outlier detection](crate::health)). The default,
     /// [`TransportErrors`], counts every error and no response;
-    /// [`HttpStatus`](crate::health::HttpStatus) (feature `http`) also counts `5xx` and gRPC
+    /// `HttpStatus` (feature `http`) also counts `5xx` and gRPC
     /// `UNAVAILABLE`.
     pub fn classify<C2>(self, classify: C2) -> Builder<P, C2> {
         Builder {
@@ -103,13 +113,57 @@ impl<P: Pick, C> Builder<P, C> {
             ready_timeout: self.ready_timeout,
             backoff: self.backoff,
             seed: self.seed,
+            name: self.name,
+            #[cfg(feature = "metrics")]
+            metrics_interval: self.metrics_interval,
         }
+    }
+
+    /// Names the balancer: the `balancer` label of its metrics (feature
+    /// `metrics`), shown in its `Debug` output too. Default `"default"`. Give each balancer of
+    /// a process its own name (the service it calls, say): balancers sharing a name and an
+    /// endpoint add up in that endpoint's series.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The balancer's name (see [`name`](Self::name)).
+    pub(crate) fn name_ref(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// How often the balancer's driver publishes its endpoints' counters and gauges (see
+    /// [`metrics`](crate::metrics#when-values-are-published)); events are published at once
+    /// regardless. Default `metrics::DEFAULT_INTERVAL`, 1 s.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInterval`](crate::metrics::InvalidInterval) for zero.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn metrics_interval(
+        mut self,
+        interval: Duration,
+    ) -> Result<Self, crate::metrics::InvalidInterval> {
+        if interval.is_zero() {
+            return Err(crate::metrics::InvalidInterval(interval));
+        }
+        self.metrics_interval = interval;
+        Ok(self)
     }
 
     /// Turns on passive outlier detection: endpoints whose requests keep failing (as the
     /// [classifier](Self::classify) judges) are ejected for a while. Off by default.
     pub fn outlier_detection(mut self, detection: OutlierDetection) -> Self {
         self.health.outlier = Some(detection);
+        self
+    }
+
+    /// Turns passive outlier detection off again (it is off unless
+    /// [`outlier_detection`](Self::outlier_detection) turned it on).
+    pub fn without_outlier_detection(mut self) -> Self {
+        self.health.outlier = None;
         self
     }
 
@@ -210,6 +264,7 @@ impl<P: Pick, C> Builder<P, C> {
             })),
             pending: Mutex::new(Vec::new()),
             waiters: Mutex::new(Default::default()),
+            epoch: now,
         });
         let seed = self.seed.unwrap_or_else(|| {
             use rand::RngExt;
@@ -224,6 +279,8 @@ impl<P: Pick, C> Builder<P, C> {
                 backoff: self.backoff,
                 seed,
                 health: self.health,
+                #[cfg(feature = "metrics")]
+                metrics: crate::metrics::BalancerMetrics::new(&self.name, self.metrics_interval),
             },
             now,
         );
@@ -258,6 +315,9 @@ impl<P, C: Clone> Clone for Builder<P, C> {
             ready_timeout: self.ready_timeout,
             backoff: self.backoff,
             seed: self.seed,
+            name: Arc::clone(&self.name),
+            #[cfg(feature = "metrics")]
+            metrics_interval: self.metrics_interval,
         }
     }
 }
@@ -265,9 +325,13 @@ impl<P, C: Clone> Clone for Builder<P, C> {
 impl<P: fmt::Debug, C> fmt::Debug for Builder<P, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
+            .field("name", &self.name)
             .field("picker", &self.picker)
             .field("ready_timeout", &self.ready_timeout)
             .field("backoff", &self.backoff)
             .finish()
     }
 }
+
+/// The name of a balancer that was not given one.
+const DEFAULT_NAME: &str = "default";

@@ -1,4 +1,7 @@
 //! Drawing distinct random candidates for power-of-d-choices pickers.
+//!
+//! Sources: Mitzenmacher, "The Power of Two Choices in Randomized Load Balancing" (2001);
+//! gRFC A48 for the choice count's cap of 10.
 
 use super::seed::PickRng;
 

@@ -1,4 +1,7 @@
 //! Locality-aware routing: prefer the client's own zone, spill evenly, fail over in order.
+//!
+//! Sources: Envoy's zone-aware routing and priority levels with their overprovisioning factor
+//! (see [`Locality`]).
 
 use std::collections::BTreeMap;
 use std::fmt;

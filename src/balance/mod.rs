@@ -34,6 +34,35 @@
 //!
 //! Writing a picker: implement [`Pick`] (what to precompute) and [`PickRequest`] (how to pick
 //! for a request). `build` may be slow; `pick` must not allocate or lock.
+//!
+//! The manual's [choosing a balancer](crate::manual::choosing_a_balancer) page has the measured
+//! cost of every picker and the trade-offs in full.
+//!
+//! # Sources
+//!
+//! - Power of two choices ([`LeastRequest`], [`PeakEwma`]): M. Mitzenmacher, "The Power of Two
+//!   Choices in Randomized Load Balancing", IEEE TPDS 12(10), 2001; gRPC's `least_request`
+//!   policy, [gRFC A48](https://github.com/grpc/proposal/blob/master/A48-xds-least-request-lb-policy.md)
+//!   (choice count 2, at most 10).
+//! - Peak-EWMA ([`PeakEwma`]): Finagle's `Balancers.p2cPeakEwma`
+//!   ([Finagle guide, "Load Balancing"](https://twitter.github.io/finagle/guide/Clients.html#load-balancing)),
+//!   linkerd's "Beyond Round Robin: Load Balancing for Latency" (2016) and tower's
+//!   `load::PeakEwma`.
+//! - Smooth exact weights ([`Weighted`]): WF²Q, J. C. R. Bennett and H. Zhang, "WF²Q:
+//!   Worst-case Fair Weighted Fair Queueing", INFOCOM 1996; the goal of gRPC's static-stride
+//!   scheduler,
+//!   [gRFC A58](https://github.com/grpc/proposal/blob/master/A58-client-side-weighted-round-robin-lb-policy.md).
+//! - Weighted random ([`WeightedRandom`]): M. D. Vose, "A Linear Algorithm for Generating
+//!   Random Numbers with a Given Distribution", IEEE TSE 17(9), 1991.
+//! - Consistent hashing ([`hash`]): Karger et al. (STOC 1997) for the ring, Eisenbud et al.
+//!   (NSDI 2016) for Maglev, Mirrokni, Thorup and Zadimoghaddam (SODA 2018) for bounded loads.
+//! - Locality ([`Locality`]): Envoy's
+//!   [zone-aware routing](https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/zone_aware)
+//!   and [priority levels](https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/priority)
+//!   (overprovisioning factor 1.4).
+//! - Label subsets ([`label`]): Envoy's
+//!   [subset load balancer](https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/subsets).
+//! - The snapshot design: tower's `balance::p2c` as the baseline it is measured against.
 
 mod builder;
 mod choices;

@@ -108,12 +108,18 @@ impl PeakEwma {
     /// The cost of sending one more request to an endpoint with this load, at `now`.
     #[inline]
     pub fn cost(&self, load: &Load, now: tokio::time::Instant) -> f64 {
+        self.cost_at(load, load.since_epoch(now))
+    }
+
+    /// [`cost`](Self::cost) at `now` in `load`'s time (nanoseconds since its epoch).
+    #[inline]
+    fn cost_at(&self, load: &Load, now: u64) -> f64 {
         let rtt = load
             .rtt_estimate_approx(now, self.decay)
             .unwrap_or(self.default_rtt.as_nanos_f64());
         let in_flight = load.in_flight();
         let rtt = if in_flight > 0 {
-            rtt.max(load.stall(now))
+            rtt.max(load.stall_at(now))
         } else {
             rtt
         };
@@ -151,8 +157,16 @@ impl<Req> PickRequest<Req> for PeakEwma {
             1 => Some(0),
             _ => {
                 let (a, b) = choices::two(rng, n);
-                let now = loads.now().unwrap_or_else(tokio::time::Instant::now);
-                let (ca, cb) = (self.cost(loads.get(a), now), self.cost(loads.get(b), now));
+                let (la, lb) = (loads.get(a), loads.get(b));
+                let (na, nb) = match (loads.nanos(la), loads.nanos(lb)) {
+                    (Some(na), Some(nb)) => (na, nb),
+                    // Loads made without a time (a picker used on its own): one clock read.
+                    _ => {
+                        let now = tokio::time::Instant::now();
+                        (la.since_epoch(now), lb.since_epoch(now))
+                    }
+                };
+                let (ca, cb) = (self.cost_at(la, na), self.cost_at(lb, nb));
                 Some(if cb < ca { b } else { a })
             }
         }

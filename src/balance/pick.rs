@@ -133,6 +133,8 @@ impl<'a> EndpointView<'a> {
 pub struct Loads<'a> {
     repr: Repr<'a>,
     now: Option<Instant>,
+    /// `now` in the time of loads whose epoch is `.0`: the balancer's one conversion per pick.
+    nanos: Option<(Instant, u64)>,
     /// Index maps of nested subsets, innermost last; `maps[..depth]` are in use.
     maps: [&'a [u32]; MAX_DEPTH],
     depth: u8,
@@ -163,9 +165,13 @@ impl<'a> Loads<'a> {
         Loads::from_repr(Repr::Slice(loads), Some(now))
     }
 
+    /// A snapshot's loads; `now` is the request's start and `epoch` that of every load in
+    /// it, with `now` already in nanoseconds since it.
     #[inline]
-    pub(crate) fn chunked(loads: &'a Chunked<Load>, now: Option<Instant>) -> Self {
-        Loads::from_repr(Repr::Chunked(loads), now)
+    pub(crate) fn chunked(loads: &'a Chunked<Load>, now: Option<(Instant, Instant, u64)>) -> Self {
+        let mut loads = Loads::from_repr(Repr::Chunked(loads), now.map(|(now, _, _)| now));
+        loads.nanos = now.map(|(_, epoch, nanos)| (epoch, nanos));
+        loads
     }
 
     #[inline]
@@ -173,8 +179,19 @@ impl<'a> Loads<'a> {
         Loads {
             repr,
             now,
+            nanos: None,
             maps: [&[]; MAX_DEPTH],
             depth: 0,
+        }
+    }
+
+    /// [`now`](Self::now) in `load`'s time (nanoseconds since its epoch): converted once per
+    /// pick for a balancer's loads, which share an epoch. `None` without timing.
+    #[inline]
+    pub(crate) fn nanos(&self, load: &Load) -> Option<u64> {
+        match self.nanos {
+            Some((epoch, nanos)) if epoch == load.epoch() => Some(nanos),
+            _ => self.now.map(|now| load.since_epoch(now)),
         }
     }
 
@@ -196,6 +213,7 @@ impl<'a> Loads<'a> {
         Loads {
             repr: self.repr,
             now: self.now,
+            nanos: self.nanos,
             maps,
             depth: self.depth + 1,
         }

@@ -7,42 +7,50 @@ use tower::Service;
 /// The endpoints one logical request has been sent to, so that a retry or a hedge goes
 /// somewhere else. Filled in by [`Reroute::call_avoiding`]; opaque otherwise.
 ///
-/// Holds up to three endpoints inline (no allocation for the usual one or two attempts).
+/// Holds the first endpoint inline: a request sent once, the usual case, allocates nothing
+/// and carries four words; a retry or hedge allocates the list of the others.
 #[derive(Debug, Clone, Default)]
 pub struct Attempted {
-    inline: [usize; 3],
-    len: usize,
-    spill: Vec<usize>,
+    /// The first endpoint's key; 0 for none (keys are addresses of counters, never 0).
+    first: usize,
+    rest: Vec<usize>,
 }
 
 impl Attempted {
     /// No endpoint attempted yet.
+    #[inline]
     pub fn new() -> Self {
-        Attempted::default()
+        Attempted {
+            first: 0,
+            rest: Vec::new(),
+        }
     }
 
     /// How many endpoints have been attempted (an endpoint attempted twice, because every
     /// endpoint had been tried, counts twice).
+    #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        usize::from(self.first != 0) + self.rest.len()
     }
 
     /// Whether no endpoint has been attempted.
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.first == 0
     }
 
     pub(crate) fn contains(&self, key: usize) -> bool {
-        self.inline[..self.len.min(3)].contains(&key) || self.spill.contains(&key)
+        (self.first != 0 && self.first == key) || self.rest.contains(&key)
     }
 
+    #[inline]
     pub(crate) fn record(&mut self, key: usize) {
-        if self.len < 3 {
-            self.inline[self.len] = key;
+        debug_assert_ne!(key, 0, "endpoint keys are never 0");
+        if self.first == 0 {
+            self.first = key;
         } else {
-            self.spill.push(key);
+            self.rest.push(key);
         }
-        self.len += 1;
     }
 }
 

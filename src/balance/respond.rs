@@ -8,7 +8,7 @@ use crate::load::InFlight;
 ///
 /// Every [classifier](Classify) is a `Respond` that hands the result back unchanged: it counts
 /// the outcome on the endpoint and ends the request when the response future resolves.
-/// [`TrackBody`](crate::load::TrackBody) (feature `http`) instead keeps the request in flight
+/// `load::TrackBody` (feature `http`) instead keeps the request in flight
 /// until the response *body* ends, so a streaming response counts its whole life in the
 /// endpoint's load and round-trip time.
 pub trait Respond<Res>: Clone + Send + Sync + 'static {

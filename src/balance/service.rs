@@ -22,6 +22,7 @@ use super::stats::EndpointStats;
 use crate::error::{BoxError, NoEndpoints};
 use crate::health::TransportErrors;
 use crate::load::InFlight;
+use crate::load::nanos_since;
 
 /// A load balancer over a discovered endpoint set: a [`tower::Service`] that sends each request
 /// to one endpoint's client, chosen by the picker `P`.
@@ -59,6 +60,8 @@ pub struct Balance<P: Pick, S, C = TransportErrors> {
     cache: SnapshotCache<P::Table, S>,
     cursor: P::Cursor,
     shared: Arc<Shared<P::Table, S>>,
+    /// Where every endpoint's load counts time from (the driver gives them one epoch).
+    epoch: Instant,
     id: u64,
     wait: Option<Wait>,
 }
@@ -97,6 +100,7 @@ impl<P: Pick, S, C> Balance<P, S, C> {
             picker,
             classify,
             cache: Cache::new(Arc::clone(&shared.published.snapshot)),
+            epoch: shared.published.epoch,
             shared,
             id,
             wait: None,
@@ -221,8 +225,15 @@ impl<P: Pick, S, C: Clone> Balance<P, S, C> {
     {
         let snapshot = self.cache.load();
         // The one clock read at request start, only for pickers that time requests.
-        let timing = self.picker.rtt_decay().map(|decay| (decay, Instant::now()));
-        let loads = Loads::chunked(&snapshot.loads, timing.map(|(_, now)| now));
+        let epoch = self.epoch;
+        let timing = self.picker.rtt_decay().map(|decay| {
+            let now = Instant::now();
+            (decay, now, nanos_since(epoch, now))
+        });
+        let loads = Loads::chunked(
+            &snapshot.loads,
+            timing.map(|(_, now, nanos)| (now, epoch, nanos)),
+        );
         let mut picked = self
             .picker
             .pick(&snapshot.table, &mut self.cursor, &loads, &req);
@@ -255,7 +266,10 @@ impl<P: Pick, S, C: Clone> Balance<P, S, C> {
                 ResponseFuture {
                     state: State::Call {
                         guard: Some(match timing {
-                            Some((decay, now)) => load.start_timed(now, decay),
+                            Some((decay, _, nanos)) if load.epoch() == epoch => {
+                                load.start_timed_at(nanos, decay)
+                            }
+                            Some((decay, now, _)) => load.start_timed(now, decay),
                             None => load.start(),
                         }),
                         fut: Oneshot::new(client.clone(), req),

@@ -555,6 +555,44 @@ impl Service<()> for Counted {
     }
 }
 
+/// Events more frequent than the reaping interval (here health checks every 100 ms) must
+/// not put the reaping off: its deadline is fixed when a snapshot is retired.
+#[tokio::test(start_paused = true)]
+async fn frequent_driver_events_do_not_delay_dropping_retired_snapshots() {
+    let (watch, updates) = Watch::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let make = {
+        let drops = drops.clone();
+        service_fn(move |ep: Endpoint| {
+            let drops = drops.clone();
+            async move { Ok::<_, Infallible>(Counted(ep.addr(), drops)) }
+        })
+    };
+    let probe = service_fn(|_: Endpoint| async { Ok::<_, Infallible>(()) });
+    let check = crate::health::HealthCheck::new(Duration::from_millis(100)).unwrap();
+    let mut balance = Balance::builder(RoundRobin::with_seed(0))
+        .health_check(check, probe)
+        .build(updates, make)
+        .unwrap();
+    let mut idle = balance.clone();
+    watch
+        .reset([Endpoint::new(addr(1)), Endpoint::new(addr(2))])
+        .unwrap();
+    settle(&balance, 2).await;
+    idle.ready().await.unwrap().call(()).await.unwrap();
+    balance.ready().await.unwrap().call(()).await.unwrap();
+    watch.remove(addr(1)).unwrap();
+    settle(&balance, 1).await;
+    balance.ready().await.unwrap().call(()).await.unwrap();
+    idle.ready().await.unwrap().call(()).await.unwrap();
+    let before = drops.load(SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(
+        drops.load(SeqCst) >= before + 2,
+        "the retired snapshot outlived the reaping interval"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn replaced_snapshots_are_dropped_by_the_driver_not_by_requests() {
     let (watch, updates) = Watch::new();

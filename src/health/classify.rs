@@ -47,6 +47,10 @@ pub trait Classify<Res>: Clone + Send + Sync + 'static {
 
 /// The default classifier: an error from the endpoint's client (refused connection, reset,
 /// timeout, TLS failure) is a failure; every response is a success.
+///
+/// With `http`, a request the client refused as malformed before sending it is the caller's
+/// fault, not the endpoint's, and does not count (nor, for a retry policy on this
+/// classifier, make the request retryable): see [`is_caller_error`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TransportErrors;
 
@@ -55,9 +59,35 @@ impl<Res> Classify<Res> for TransportErrors {
     fn classify(&self, result: Result<&Res, &BoxError>) -> Outcome {
         match result {
             Ok(_) => Outcome::Success,
+            Err(e) if is_caller_error(e) => Outcome::Success,
             Err(_) => Outcome::Failure,
         }
     }
+}
+
+/// Whether an error says the *request* was wrong rather than the endpoint: with `http`, a
+/// `client::HttpsWithoutTls` refusal, or a hyper error its
+/// `is_user` marks as the caller's (a request needing HTTP/2 sent on
+/// an HTTP/1 connection, a request body that failed), anywhere in the error's source chain.
+/// Sending such a request to another endpoint fails the same way, and counting it against
+/// healthy endpoints would eject them one after the other. Without `http`, always `false`.
+#[cold]
+pub fn is_caller_error(error: &BoxError) -> bool {
+    #[cfg(feature = "http")]
+    {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&**error);
+        while let Some(e) = source {
+            if e.is::<crate::client::HttpsWithoutTls>()
+                || e.downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_user)
+            {
+                return true;
+            }
+            source = e.source();
+        }
+    }
+    let _ = error;
+    false
 }
 
 /// Feature `http`: a transport error, a `5xx` status, or a gRPC `UNAVAILABLE`
@@ -65,7 +95,8 @@ impl<Res> Classify<Res> for TransportErrors {
 /// failure.
 ///
 /// A gRPC status that arrives in trailers after a streamed body is not seen: the balancer
-/// classifies when the response head arrives. `4xx` is the caller's fault, not the endpoint's.
+/// classifies when the response head arrives. `4xx` is the caller's fault, not the endpoint's,
+/// and so is a request the client refused before sending it ([`is_caller_error`]).
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,6 +108,7 @@ impl<B> Classify<http::Response<B>> for HttpStatus {
     fn classify(&self, result: Result<&http::Response<B>, &BoxError>) -> Outcome {
         match result {
             Ok(response) if !is_http_failure(response) => Outcome::Success,
+            Err(e) if is_caller_error(e) => Outcome::Success,
             _ => Outcome::Failure,
         }
     }

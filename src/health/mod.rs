@@ -37,6 +37,22 @@
 //! count and whether it is in service; ejections, returns and panic mode are `tracing` events
 //! (warn when an endpoint leaves service or panic mode begins, info when it returns).
 //!
+//! # Sources
+//!
+//! - Outlier detection: Envoy's
+//!   [outlier detection](https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/outlier)
+//!   (`consecutive_5xx`, growing ejection times, `max_ejection_percent`) and gRPC's
+//!   [gRFC A50](https://github.com/grpc/proposal/blob/master/A50-xds-outlier-detection.md)
+//!   (failure-percentage ejection and its defaults); linkerd's failure accrual for consecutive
+//!   failures.
+//! - Active health checks: Envoy's
+//!   [health checking](https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/health_checking)
+//!   (healthy and unhealthy thresholds, interval jitter, active checks ending a passive
+//!   ejection).
+//! - Panic threshold: Envoy's
+//!   [panic threshold](https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/panic_threshold)
+//!   (50 %).
+//!
 //! # Examples
 //!
 //! ```
@@ -68,7 +84,7 @@ mod classify;
 mod config;
 mod record;
 
-pub use self::classify::{Classify, Outcome, TransportErrors};
+pub use self::classify::{Classify, Outcome, TransportErrors, is_caller_error};
 #[cfg(feature = "http")]
 pub use self::classify::{HttpStatus, is_http_failure};
 pub use self::config::{FailureRate, HealthCheck, OutlierDetection};

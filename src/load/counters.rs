@@ -37,12 +37,31 @@ impl Drop for Owner {
 impl Load {
     /// Counters at zero.
     pub fn new() -> Self {
+        Load::with_epoch(Instant::now())
+    }
+
+    /// Counters at zero, keeping time from `epoch`. A balancer gives all its endpoints one
+    /// epoch, so a pick converts its clock reading to nanoseconds once for every endpoint it
+    /// looks at ([`Loads::nanos`](crate::balance::Loads)).
+    pub(crate) fn with_epoch(epoch: Instant) -> Self {
         let slot = arena::acquire();
         Load {
             slot,
-            epoch: Instant::now(),
+            epoch,
             _owner: Arc::new(Owner(slot)),
         }
+    }
+
+    /// Where this load's clock starts.
+    #[inline]
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// `now` in this load's time: nanoseconds since its epoch.
+    #[inline]
+    pub(crate) fn since_epoch(&self, now: Instant) -> u64 {
+        nanos(self.epoch, now)
     }
 
     /// Requests currently in flight.
@@ -103,7 +122,12 @@ impl Load {
     /// to feed the RTT estimate, which forgets with time constant `decay`.
     #[inline]
     pub fn start_timed(&self, now: Instant, decay: Decay) -> InFlight {
-        let at = nanos(self.epoch, now);
+        self.start_timed_at(nanos(self.epoch, now), decay)
+    }
+
+    /// [`Load::start_timed`] at `at`, in [this load's time](Self::since_epoch).
+    #[inline]
+    pub(crate) fn start_timed_at(&self, at: u64, decay: Decay) -> InFlight {
         if self.slot.start() == 0 {
             self.slot.busy_since.store(at, Relaxed);
         }
@@ -133,14 +157,16 @@ impl Load {
 
     /// [`Load::rtt_estimate`] for comparisons: decayed with an `exp` accurate to 1e-9
     /// relative, without the library call.
+    ///
+    /// `now` is in [this load's time](Self::since_epoch).
     #[inline]
-    pub(crate) fn rtt_estimate_approx(&self, now: Instant, decay: Decay) -> Option<f64> {
+    pub(crate) fn rtt_estimate_approx(&self, now: u64, decay: Decay) -> Option<f64> {
         let s = self.slot;
         let est = f64::from_bits(s.rtt.load(Relaxed));
         if est <= 0.0 {
             return None;
         }
-        let since = nanos(self.epoch, now).saturating_sub(s.rtt_at.load(Relaxed));
+        let since = now.saturating_sub(s.rtt_at.load(Relaxed));
         Some(est * decay.keep_approx(since as f64))
     }
 
@@ -154,12 +180,18 @@ impl Load {
     /// [`Load::start_timed`]; a balancer times all of an endpoint's requests or none.
     #[inline]
     pub fn stall(&self, now: Instant) -> f64 {
+        self.stall_at(nanos(self.epoch, now))
+    }
+
+    /// [`Load::stall`] at `now`, in [this load's time](Self::since_epoch).
+    #[inline]
+    pub(crate) fn stall_at(&self, now: u64) -> f64 {
         if self.in_flight() == 0 {
             return 0.0;
         }
         let s = self.slot;
         let progress = s.busy_since.load(Relaxed).max(s.done_at.load(Relaxed));
-        nanos(self.epoch, now).saturating_sub(progress) as f64
+        now.saturating_sub(progress) as f64
     }
 
     /// The RTT estimate as last updated (not decayed to now); `None` before any sample.
@@ -183,7 +215,7 @@ impl Default for Load {
 
 /// Nanoseconds from `epoch` to `t`; saturates (a `u64` holds 584 years).
 #[inline]
-fn nanos(epoch: Instant, t: Instant) -> u64 {
+pub(crate) fn nanos(epoch: Instant, t: Instant) -> u64 {
     u64::try_from(t.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }
 

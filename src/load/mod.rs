@@ -43,6 +43,14 @@
 //!
 //! The estimate is kept in atomics (a compare-and-swap loop on completion, plain loads on a
 //! pick); nothing locks.
+//!
+//! # Sources
+//!
+//! Peak-EWMA: Finagle's `PeakEwma` load metric
+//! ([Finagle guide, "Load Balancing"](https://twitter.github.io/finagle/guide/Clients.html#load-balancing)),
+//! as ported to tower's `load::PeakEwma` and used by linkerd2-proxy; its defaults (30 ms before
+//! the first sample, 10 s decay) are linkerd's. The in-flight evidence ("stall") is this
+//! crate's addition.
 
 mod alarm;
 mod arena;
@@ -55,6 +63,7 @@ pub(crate) use self::alarm::Alarm;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use self::body::{TrackBody, TrackedBody};
+pub(crate) use self::counters::nanos as nanos_since;
 pub use self::counters::{InFlight, Load};
 pub use self::rtt::{Decay, Rtt};
 

@@ -8,6 +8,9 @@ use crate::error::ConfigError;
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 pub struct Decay {
     nanos: f64,
+    /// `1 / nanos`: a multiply where a divide would cost 13 to 20 cycles of latency, on every
+    /// estimate a pick reads.
+    inv: f64,
 }
 
 /// A round-trip time used as an estimate (for example the estimate of an endpoint with no
@@ -25,9 +28,7 @@ macro_rules! positive_duration {
                 if d.is_zero() {
                     return Err(ConfigError::$err(format!("{d:?}")));
                 }
-                Ok($ty {
-                    nanos: d.as_secs_f64() * 1e9,
-                })
+                Ok($ty::from_nanos(d.as_secs_f64() * 1e9))
             }
 
             /// From seconds; zero, negative, NaN and infinite values are refused naming the value.
@@ -35,7 +36,7 @@ macro_rules! positive_duration {
                 if !(secs.is_finite() && secs > 0.0) {
                     return Err(ConfigError::$err(format!("{secs}s")));
                 }
-                Ok($ty { nanos: secs * 1e9 })
+                Ok($ty::from_nanos(secs * 1e9))
             }
 
             /// As a duration.
@@ -61,8 +62,15 @@ positive_duration!(Decay, "Decay", InvalidDecay);
 positive_duration!(Rtt, "Rtt", InvalidRtt);
 
 impl Decay {
+    const fn from_nanos(nanos: f64) -> Self {
+        Decay {
+            nanos,
+            inv: 1.0 / nanos,
+        }
+    }
+
     /// linkerd's default: 10 s.
-    pub const DEFAULT: Decay = Decay { nanos: 10e9 };
+    pub const DEFAULT: Decay = Decay::from_nanos(10e9);
 
     /// `e^(-elapsed/decay)`: the weight an estimate keeps after `elapsed_ns`.
     ///
@@ -74,7 +82,7 @@ impl Decay {
     /// it runs three times per request.
     #[inline]
     pub(crate) fn keep(self, elapsed_ns: f64) -> f64 {
-        let x = elapsed_ns.max(0.0) / self.nanos;
+        let x = elapsed_ns.max(0.0) * self.inv;
         if x < 1e-3 {
             1.0 - x * (1.0 - x * (0.5 - x * (1.0 / 6.0 - x * (1.0 / 24.0))))
         } else {
@@ -95,7 +103,7 @@ impl Decay {
     /// to degree 10, whose truncation error is below `(ln 2)^11 / 11! < 5e-10`.
     #[inline]
     pub(crate) fn keep_approx(self, elapsed_ns: f64) -> f64 {
-        let x = elapsed_ns.max(0.0) / self.nanos;
+        let x = elapsed_ns.max(0.0) * self.inv;
         if x < 1e-3 {
             return self.keep(elapsed_ns);
         }
@@ -118,8 +126,12 @@ impl Decay {
 }
 
 impl Rtt {
+    const fn from_nanos(nanos: f64) -> Self {
+        Rtt { nanos }
+    }
+
     /// The default estimate for an endpoint with no samples: 30 ms, linkerd's.
-    pub const DEFAULT: Rtt = Rtt { nanos: 30e6 };
+    pub const DEFAULT: Rtt = Rtt::from_nanos(30e6);
 }
 
 impl Default for Decay {

@@ -30,8 +30,6 @@ pin_project! {
         // when the policy gave none or no further attempt is allowed.
         backup: Option<Req>,
         attempted: Attempted,
-        // Attempts started, the first included.
-        attempts: u32,
         // Everything a request needs only once it retries, hedges or has a per-try timeout.
         slow: Option<Pin<Box<Slow<S, Req>>>>,
     }
@@ -54,6 +52,8 @@ pin_project! {
         next: Option<Req>,
         // When the first attempt started; only when latencies are recorded.
         started: Option<Instant>,
+        // Attempts started, the first included.
+        attempts: u32,
         // An attempt failed in a way no other endpoint can fix.
         stop: bool,
         hedges: u32,
@@ -102,7 +102,6 @@ where
             local,
             backup,
             attempted,
-            attempts: 1,
             slow,
         }
     }
@@ -147,7 +146,6 @@ where
             local: &*this.local,
             backup: this.backup,
             attempted: this.attempted,
-            attempts: this.attempts,
         };
         let started = *slow.started;
         attempts.poll_slow(this.first, started, &mut slow, cx)
@@ -159,7 +157,6 @@ struct Attempts<'a, S, Req, Pol> {
     local: &'a Arc<Local<S, Pol>>,
     backup: &'a mut Option<Req>,
     attempted: &'a mut Attempted,
-    attempts: &'a mut u32,
 }
 
 impl<S, Req, Pol> Attempts<'_, S, Req, Pol>
@@ -229,6 +226,8 @@ where
                 Some(Wake::Backoff) => {
                     progressed = true;
                     if let Some(req) = slow.next.take() {
+                        #[cfg(feature = "metrics")]
+                        self.local.shared.metrics.retried();
                         self.send(slow, req);
                     }
                 }
@@ -268,7 +267,7 @@ where
         if retryable {
             if timed_out {
                 tracing::debug!(
-                    attempt = *self.attempts,
+                    attempt = *slow.attempts,
                     "retry: attempt timed out, cancelled"
                 );
             }
@@ -314,7 +313,7 @@ where
             panic!("retry ResponseFuture polled after completion");
         };
         let shared = &self.local.shared;
-        if *slow.stop || *self.attempts >= shared.config.max_attempts {
+        if *slow.stop || *slow.attempts >= shared.config.max_attempts {
             return Some(last);
         }
         // Copied before the budget is asked: a request that can no longer be replayed (a body
@@ -322,7 +321,7 @@ where
         let Some(req) = self.copy() else {
             if self.backup.take().is_some() {
                 tracing::debug!(
-                    attempts = *self.attempts,
+                    attempts = *slow.attempts,
                     "retry: the request can no longer be replayed, returning the last result"
                 );
             }
@@ -331,17 +330,19 @@ where
         self.local.flush_soon.store(true, Relaxed);
         if !shared.budget.withdraw(Withdrawal::Retry) {
             tracing::warn!(
-                attempts = *self.attempts,
+                attempts = *slow.attempts,
                 "retry: budget exhausted, returning the last failure"
             );
+            #[cfg(feature = "metrics")]
+            shared.metrics.refused_by_budget();
             return Some(last);
         }
-        *self.attempts += 1;
+        *slow.attempts += 1;
         *slow.retries += 1;
         match &last {
-            Err(error) => tracing::debug!(attempt = *self.attempts, %error, "retry: retrying"),
+            Err(error) => tracing::debug!(attempt = *slow.attempts, %error, "retry: retrying"),
             Ok(_) => tracing::debug!(
-                attempt = *self.attempts,
+                attempt = *slow.attempts,
                 "retry: retrying after a retryable response"
             ),
         }
@@ -350,6 +351,8 @@ where
             .backoff
             .delay(*slow.retries, &self.local.jitter);
         if delay.is_zero() {
+            #[cfg(feature = "metrics")]
+            shared.metrics.retried();
             self.send(slow, req);
         } else {
             *slow.next = Some(req);
@@ -366,7 +369,7 @@ where
         };
         let allowed = *slow.hedges < hedge.hedges()
             && *slow.retries == 0
-            && *self.attempts < shared.config.max_attempts
+            && *slow.attempts < shared.config.max_attempts
             && self
                 .backup
                 .as_ref()
@@ -381,16 +384,20 @@ where
         self.local.flush_soon.store(true, Relaxed);
         if !shared.budget.withdraw(Withdrawal::Hedge) {
             tracing::warn!(
-                attempts = *self.attempts,
+                attempts = *slow.attempts,
                 "retry: budget exhausted, not hedging"
             );
+            #[cfg(feature = "metrics")]
+            shared.metrics.refused_by_budget();
             return;
         }
-        *self.attempts += 1;
+        #[cfg(feature = "metrics")]
+        shared.metrics.hedged();
+        *slow.attempts += 1;
         *slow.hedges += 1;
         let delay = state.delay();
         tracing::debug!(
-            attempt = *self.attempts,
+            attempt = *slow.attempts,
             ?delay,
             "retry: hedging, no response yet"
         );
@@ -411,7 +418,7 @@ where
     /// no further attempt may follow.
     fn send(&mut self, slow: &mut SlowProj<'_, S, Req>, req: Req) {
         let shared = &self.local.shared;
-        if *self.attempts >= shared.config.max_attempts {
+        if *slow.attempts >= shared.config.max_attempts {
             *self.backup = None;
         }
         let started = shared
@@ -438,6 +445,7 @@ impl<S: Service<Req>, Req> Slow<S, Req> {
             last: None,
             next: None,
             started: None,
+            attempts: 1,
             stop: false,
             hedges: 0,
             retries: 0,
@@ -447,8 +455,9 @@ impl<S: Service<Req>, Req> Slow<S, Req> {
 
 impl<S: Service<Req>, Req, Pol> fmt::Debug for ResponseFuture<S, Req, Pol> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let attempts = self.slow.as_ref().map_or(1, |slow| slow.attempts);
         f.debug_struct("ResponseFuture")
-            .field("attempts", &self.attempts)
+            .field("attempts", &attempts)
             .finish_non_exhaustive()
     }
 }

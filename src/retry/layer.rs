@@ -26,11 +26,14 @@ use super::service::Retry;
 ///   250 ms before retry `n`.
 /// - [`hedge`](Self::hedge): off.
 /// - [`seed`](Self::seed): drawn from the OS once per layer.
+/// - [`name`](Self::name): none; the metrics' `balancer` label is then `"default"` (the
+///   [`Mesh`](crate::mesh::Mesh) builder gives it the balancer's name).
 pub struct RetryLayer<Pol> {
     pub(crate) policy: Arc<Pol>,
     pub(crate) budget: Option<Arc<Budget>>,
     pub(crate) config: Config,
     pub(crate) seed: u64,
+    pub(crate) name: Option<Arc<str>>,
 }
 
 /// A `Retry`'s settings, copied into every clone.
@@ -56,6 +59,7 @@ impl<Pol> RetryLayer<Pol> {
                 hedge: None,
             },
             seed: rand::rng().random(),
+            name: None,
         }
     }
 
@@ -117,6 +121,14 @@ impl<Pol> RetryLayer<Pol> {
         self.seed = seed;
         self
     }
+
+    /// Names the balancer these retries go through: the `balancer` label of the retry
+    /// metrics (feature `metrics`), so they join that balancer's series.
+    /// Give it the name given to [`Builder::name`](crate::balance::Builder::name).
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
 }
 
 impl<S: Clone, Pol> Layer<S> for RetryLayer<Pol> {
@@ -134,6 +146,7 @@ impl<Pol> Clone for RetryLayer<Pol> {
             budget: self.budget.clone(),
             config: self.config,
             seed: self.seed,
+            name: self.name.clone(),
         }
     }
 }
@@ -144,6 +157,7 @@ impl<Pol> fmt::Debug for RetryLayer<Pol> {
             .field("policy", &std::any::type_name::<Pol>())
             .field("budget", &self.budget)
             .field("config", &self.config)
+            .field("name", &self.name)
             .finish()
     }
 }

@@ -61,6 +61,8 @@ pub(crate) struct Shared<Pol> {
     pub(crate) budget: Arc<Budget>,
     pub(crate) config: Config,
     pub(crate) hedge: Option<HedgeState>,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: crate::metrics::RetryMetrics,
 }
 
 /// Requests of this clone not yet deposited in the budget.
@@ -82,6 +84,10 @@ impl<S: Clone, Pol> Retry<S, Pol> {
             budget: Arc::clone(&budget),
             config: layer.config,
             hedge: layer.config.hedge.map(|h| h.state()),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::RetryMetrics::new(
+                layer.name.as_ref().unwrap_or(&Arc::from("default")),
+            ),
         });
         Retry {
             local: Arc::new(Local {

@@ -55,12 +55,18 @@ use crate::identity::x509::Leaf;
 #[derive(Clone, Debug)]
 pub struct TlsAcceptor {
     config: TlsConfig,
+    #[cfg(feature = "metrics")]
+    metrics: std::sync::Arc<crate::metrics::TlsMetrics>,
 }
 
 impl TlsAcceptor {
     /// An acceptor using `config`.
     pub fn new(config: TlsConfig) -> Self {
-        TlsAcceptor { config }
+        TlsAcceptor {
+            config,
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::TlsMetrics::new("server"),
+        }
     }
 
     /// The configuration.
@@ -83,7 +89,7 @@ where
 
     fn call(&mut self, io: IO) -> Self::Future {
         let config = self.config.clone();
-        Box::pin(async move {
+        let accept = async move {
             let acceptor = tokio_rustls::TlsAcceptor::from(config.server_config());
             let timeout = config.handshake_timeout();
             let stream = match tokio::time::timeout(timeout, acceptor.accept(io)).await {
@@ -116,6 +122,9 @@ where
                 peer,
                 config.connection_limit(peer_not_after),
             ))
-        })
+        };
+        #[cfg(feature = "metrics")]
+        let accept = std::sync::Arc::clone(&self.metrics).observe(accept);
+        Box::pin(accept)
     }
 }

@@ -54,6 +54,8 @@ use crate::identity::{Identity, PeerIdentity};
 pub struct TlsConnectLayer {
     config: TlsConfig,
     fixed: Option<Identity>,
+    #[cfg(feature = "metrics")]
+    metrics: std::sync::Arc<crate::metrics::TlsMetrics>,
 }
 
 impl TlsConnectLayer {
@@ -62,6 +64,8 @@ impl TlsConnectLayer {
         TlsConnectLayer {
             config,
             fixed: None,
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::TlsMetrics::new("client"),
         }
     }
 
@@ -80,6 +84,8 @@ impl<C> Layer<C> for TlsConnectLayer {
             inner,
             config: self.config.clone(),
             fixed: self.fixed.clone(),
+            #[cfg(feature = "metrics")]
+            metrics: std::sync::Arc::clone(&self.metrics),
         }
     }
 }
@@ -90,6 +96,8 @@ pub struct TlsConnector<C> {
     inner: C,
     config: TlsConfig,
     fixed: Option<Identity>,
+    #[cfg(feature = "metrics")]
+    metrics: std::sync::Arc<crate::metrics::TlsMetrics>,
 }
 
 impl<C> TlsConnector<C> {
@@ -164,7 +172,7 @@ where
         }
         let config = self.config.clone();
         let connect = self.inner.call(endpoint);
-        Box::pin(async move {
+        let handshake = async move {
             let io = connect.await.map_err(Into::into)?;
             let connector =
                 tokio_rustls::TlsConnector::from(config.client_config_for(expected.clone()));
@@ -201,7 +209,10 @@ where
                 Some(PeerIdentity::new(expected)),
                 config.connection_limit(Some(peer_not_after)),
             ))
-        })
+        };
+        #[cfg(feature = "metrics")]
+        let handshake = std::sync::Arc::clone(&self.metrics).observe(handshake);
+        Box::pin(handshake)
     }
 }
 

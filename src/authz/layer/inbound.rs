@@ -210,6 +210,8 @@ struct Config {
     strip: Vec<HeaderName>,
     local_port: Option<u16>,
     read: ReadOptions,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::AuthzMetrics,
 }
 
 impl AuthzLayer {
@@ -231,6 +233,8 @@ impl AuthzLayer {
                     connect: false,
                     require_host: true,
                 },
+                #[cfg(feature = "metrics")]
+                metrics: crate::metrics::AuthzMetrics::unnamed("inbound"),
             }),
         }
     }
@@ -278,6 +282,17 @@ impl AuthzLayer {
         self
     }
 
+    /// Names the layer: the `layer` label of its
+    /// [decision counters](crate::metrics#names) (default `"default"`), registered when the
+    /// layer is first applied.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        Arc::make_mut(&mut self.config).metrics =
+            crate::metrics::AuthzMetrics::new("inbound", name.into());
+        self
+    }
+
     /// The policy requests are judged by.
     pub fn policy(&self) -> &SharedPolicy {
         &self.config.policy
@@ -288,6 +303,8 @@ impl<S> Layer<S> for AuthzLayer {
     type Service = Authz<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        #[cfg(feature = "metrics")]
+        self.config.metrics.register();
         Authz {
             inner,
             config: self.config.clone(),
@@ -394,6 +411,8 @@ impl Config {
         let target = request::read(&request, &self.normalizer, self.read).map_err(|error| {
             let cause = std::error::Error::source(&error).map(ToString::to_string);
             tracing::debug!(target: LOG, %error, cause, "request refused");
+            #[cfg(feature = "metrics")]
+            self.metrics.invalid();
             Rejection::Invalid
         })?;
         let headers = request.headers_mut();
@@ -404,6 +423,8 @@ impl Config {
         let principal = match &self.jwt {
             Some(jwt) => jwt.authenticate(request.headers()).map_err(|error| {
                 tracing::debug!(target: LOG, %error, "bearer token refused");
+                #[cfg(feature = "metrics")]
+                self.metrics.unauthenticated();
                 Rejection::Unauthenticated(error)
             })?,
             None => None,
@@ -443,11 +464,19 @@ impl Config {
             decision
         };
         if !decision.is_allowed() {
+            #[cfg(feature = "metrics")]
+            self.metrics.denied();
             return Err(Rejection::Denied);
         }
         if let Some(path) = target.path {
-            request::rewrite(request.uri_mut(), path).map_err(|_| Rejection::Invalid)?;
+            request::rewrite(request.uri_mut(), path).map_err(|_| {
+                #[cfg(feature = "metrics")]
+                self.metrics.invalid();
+                Rejection::Invalid
+            })?;
         }
+        #[cfg(feature = "metrics")]
+        self.metrics.forwarded(&decision);
         let extensions = request.extensions_mut();
         match principal {
             Some(principal) => extensions.insert(principal),

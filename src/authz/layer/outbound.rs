@@ -89,6 +89,8 @@ use crate::authz::{Attributes, HttpAttributes, Normalizer};
 pub struct EgressLayer {
     policy: SharedPolicy,
     normalizer: Normalizer,
+    #[cfg(feature = "metrics")]
+    metrics: std::sync::Arc<crate::metrics::AuthzMetrics>,
 }
 
 /// The service of [`EgressLayer`].
@@ -97,6 +99,8 @@ pub struct Egress<S> {
     inner: S,
     policy: SharedPolicy,
     normalizer: Normalizer,
+    #[cfg(feature = "metrics")]
+    metrics: std::sync::Arc<crate::metrics::AuthzMetrics>,
 }
 
 pin_project! {
@@ -121,7 +125,26 @@ impl EgressLayer {
         EgressLayer {
             policy,
             normalizer: Normalizer::new(),
+            #[cfg(feature = "metrics")]
+            metrics: std::sync::Arc::new(crate::metrics::AuthzMetrics::unnamed("outbound")),
         }
+    }
+
+    /// Names the layer: the `layer` label of its
+    /// [decision counters](crate::metrics#names) (default `"default"`), registered when the
+    /// layer is first applied.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn name(mut self, name: impl Into<std::sync::Arc<str>>) -> Self {
+        self.metrics =
+            std::sync::Arc::new(crate::metrics::AuthzMetrics::new("outbound", name.into()));
+        self
+    }
+
+    /// Whether [`name`](Self::name) named the layer.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn is_named(&self) -> bool {
+        !self.metrics.is_unnamed()
     }
 
     /// The path normalizer.
@@ -140,10 +163,14 @@ impl<S> Layer<S> for EgressLayer {
     type Service = Egress<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        #[cfg(feature = "metrics")]
+        self.metrics.register();
         Egress {
             inner,
             policy: self.policy.clone(),
             normalizer: self.normalizer,
+            #[cfg(feature = "metrics")]
+            metrics: std::sync::Arc::clone(&self.metrics),
         }
     }
 }
@@ -164,7 +191,22 @@ impl<S> Egress<S> {
         self.inner
     }
 
-    fn check<B>(&self, mut request: Request<B>) -> Result<Request<B>, BoxError> {
+    fn check<B>(&self, request: Request<B>) -> Result<Request<B>, BoxError> {
+        let checked = self.judge(request);
+        #[cfg(feature = "metrics")]
+        match &checked {
+            Ok((_, decision)) => self.metrics.forwarded(decision),
+            Err(e) if e.is::<EgressDenied>() => self.metrics.denied(),
+            Err(_) => self.metrics.invalid(),
+        }
+        checked.map(|(request, _)| request)
+    }
+
+    /// The request to send and the decision that let it through, or why not.
+    fn judge<B>(
+        &self,
+        mut request: Request<B>,
+    ) -> Result<(Request<B>, crate::authz::policy::Decision), BoxError> {
         let target = request::read(&request, &self.normalizer, ReadOptions::default())?;
         // `read` gives every request but `OPTIONS *` and `CONNECT` a path, and refuses those
         // two with these options; were it not to, the request is refused.
@@ -192,7 +234,7 @@ impl<S> Egress<S> {
             return Err(denied.into());
         }
         request::rewrite(request.uri_mut(), path)?;
-        Ok(request)
+        Ok((request, decision))
     }
 }
 

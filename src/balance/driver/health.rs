@@ -115,6 +115,8 @@ where
             );
             return false;
         }
+        #[cfg(feature = "metrics")]
+        self.metrics.ejected(addr, &reason);
         let time = entry.health.eject(now, reason, outlier);
         tracing::warn!(
             endpoint = %addr,
@@ -280,6 +282,8 @@ where
                     if record.unhealthy {
                         record.unhealthy = false;
                         changed = true;
+                        #[cfg(feature = "metrics")]
+                        self.metrics.health_changed(addr, true);
                         tracing::info!(endpoint = %addr, "endpoint healthy again");
                     }
                     end_ejection = record.ejected.is_some();
@@ -291,6 +295,8 @@ where
                 if !record.unhealthy && record.check_failures >= check.unhealthy_threshold {
                     record.unhealthy = true;
                     changed = true;
+                    #[cfg(feature = "metrics")]
+                    self.metrics.health_changed(addr, false);
                     tracing::warn!(
                         endpoint = %addr,
                         failed_checks = record.check_failures,
@@ -350,6 +356,8 @@ where
                 tracing::info!(healthy, total, "panic mode over");
             }
             self.status_changed = true;
+            #[cfg(feature = "metrics")]
+            self.metrics.panic(panic);
         }
         if let Some(health) = &mut self.health {
             health.panic = panic;

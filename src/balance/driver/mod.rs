@@ -44,6 +44,8 @@ pub(crate) struct Published<T, S> {
     pub(crate) pending: Mutex<Vec<StatusRow>>,
     /// Balancer clones waiting in `poll_ready` for a non-empty set, by clone id.
     pub(crate) waiters: Mutex<HashMap<u64, Waker>>,
+    /// The epoch of every endpoint's [`Load`]: a pick converts its clock reading once.
+    pub(crate) epoch: tokio::time::Instant,
 }
 
 /// The driver's configuration from the builder.
@@ -52,6 +54,8 @@ pub(crate) struct Settings {
     /// Seeds the reconnect and probe jitter.
     pub(crate) seed: u64,
     pub(crate) health: HealthConfig,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: crate::metrics::BalancerMetrics,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -169,6 +173,10 @@ pub(crate) struct Driver<P: Pick, D, M, S> {
     /// every endpoint in it, O(n) work that must not land on a request's task, so the driver
     /// keeps each one until it holds the last reference and drops it here.
     retired: Vec<Arc<Snapshot<P::Table, S>>>,
+    /// When to look at `retired` again; `None` while it is empty.
+    reap_at: Option<Instant>,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::BalancerMetrics,
 }
 
 impl<P, D, E, M, S> Driver<P, D, M, S>
@@ -193,6 +201,8 @@ where
             backoff,
             seed,
             health,
+            #[cfg(feature = "metrics")]
+            metrics,
         } = settings;
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         let probe_rx = health.check.is_some().then_some(probe_rx);
@@ -240,12 +250,18 @@ where
             rng: SmallRng::seed_from_u64(seed),
             empty_since,
             retired: Vec::new(),
+            reap_at: None,
+            #[cfg(feature = "metrics")]
+            metrics,
         }
     }
 
     /// Runs until discovery has ended and no client creation is outstanding, or until the
     /// balancer is dropped (which aborts this task). The last published set stays published.
     pub(crate) async fn run(mut self) {
+        // Every change applied in one turn is published before discovery is polled again:
+        // `test_util::MockDiscovery::synced` relies on it (a source sees its next item asked
+        // for only once what it sent before is visible to requests).
         loop {
             self.start_queued().await;
             if self.ready_changed {
@@ -256,6 +272,10 @@ where
             }
             let expiry = self.next_expiry();
             let interval = self.health.as_ref().and_then(|h| h.next_interval);
+            #[cfg(feature = "metrics")]
+            let publication = Some(self.metrics.next_publication());
+            #[cfg(not(feature = "metrics"))]
+            let publication: Option<Instant> = None;
             tokio::select! {
                 biased;
                 item = self.discover.next(), if !self.discover_done => {
@@ -274,7 +294,7 @@ where
                         self.on_done(done);
                     }
                 }
-                () = tokio::time::sleep(REAP_INTERVAL), if !self.retired.is_empty() => self.reap(),
+                () = sleep_until(self.reap_at), if self.reap_at.is_some() => self.reap(),
                 () = rung(self.alarm.as_ref()), if self.alarm.is_some() => self.on_alarm(),
                 Some(result) = next_probe(self.probe_rx.as_mut()), if self.probe_rx.is_some() => {
                     self.on_probe(result);
@@ -284,6 +304,7 @@ where
                 }
                 () = sleep_until(expiry), if expiry.is_some() => self.on_expiry(),
                 () = sleep_until(interval), if interval.is_some() => self.on_interval(),
+                () = sleep_until(publication), if publication.is_some() => self.publish_metrics(),
                 else => break,
             }
         }
@@ -363,6 +384,8 @@ where
             }
         } else {
             tracing::debug!(endpoint = %addr, "endpoint discovered");
+            #[cfg(feature = "metrics")]
+            self.metrics.added(addr);
             self.generation += 1;
             self.entries.insert(addr, Entry::new(ep, self.generation));
             self.not_ready.insert(addr);
@@ -375,6 +398,15 @@ where
         if let Some(entry) = self.entries.remove(&addr) {
             tracing::debug!(endpoint = %addr, "endpoint removed");
             entry.abort();
+            #[cfg(feature = "metrics")]
+            self.metrics.removed(
+                addr,
+                match entry.state {
+                    State::Ready(index) => self.ready.loads.get(index),
+                    State::Parked => self.parked.get(&addr).map(|(_, load)| load),
+                    _ => None,
+                },
+            );
             if let Some(health) = &mut self.health
                 && health.notable.remove(&addr)
             {
@@ -398,7 +430,7 @@ where
         let Some(entry) = self.entries.get_mut(&addr) else {
             return;
         };
-        let load = Load::new();
+        let load = Load::with_epoch(self.published.epoch);
         if let Some(health) = &self.health {
             if let (Some(alarm), Some(n)) = (
                 &self.alarm,
@@ -527,6 +559,8 @@ where
             return;
         };
         entry.failures = entry.failures.saturating_add(1);
+        #[cfg(feature = "metrics")]
+        self.metrics.connect_failed(addr);
         let delay = self.backoff.delay(entry.failures, &mut self.rng);
         tracing::warn!(
             endpoint = %addr,
@@ -603,9 +637,46 @@ where
         }
     }
 
-    /// Drops the retired snapshots no balancer clone holds any more.
+    /// Publishes every endpoint's counters and gauges (feature `metrics`; never called
+    /// without it).
+    fn publish_metrics(&mut self) {
+        #[cfg(feature = "metrics")]
+        {
+            use crate::metrics::Phase;
+            for (addr, entry) in &self.entries {
+                let (load, phase, in_service) = match &entry.state {
+                    State::Queued | State::Connecting(_) | State::Arrived => {
+                        (None, Phase::Connecting, false)
+                    }
+                    State::Backoff { .. } => (None, Phase::Backoff, false),
+                    State::Ready(index) => {
+                        (self.ready.loads.get(*index), health_phase(entry), true)
+                    }
+                    State::Parked => (
+                        self.parked.get(addr).map(|(_, load)| load),
+                        health_phase(entry),
+                        false,
+                    ),
+                };
+                self.metrics.observe(*addr, load, phase, in_service);
+            }
+            self.metrics.finish();
+            // Every wake restarts the reap timer of the loop, and this one comes each interval.
+            self.reap();
+        }
+    }
+
+    /// Drops the retired snapshots no balancer clone holds any more, and, while some are
+    /// still held, sets when to look again. (A fixed deadline, not a sleep restarted at every
+    /// turn of the loop: events more often than the interval would put the reaping off for
+    /// ever.)
     fn reap(&mut self) {
         self.retired.retain(|s| Arc::strong_count(s) > 1);
+        self.reap_at = match (self.retired.is_empty(), self.reap_at) {
+            (true, _) => None,
+            (false, Some(at)) if at > Instant::now() => Some(at),
+            (false, _) => Some(Instant::now() + REAP_INTERVAL),
+        };
     }
 
     fn publish_status(&mut self) {
@@ -646,6 +717,19 @@ where
             })
             .collect();
         *lock(&self.published.pending) = rows;
+    }
+}
+
+/// The metrics phase of a connected endpoint.
+#[cfg(feature = "metrics")]
+fn health_phase(entry: &Entry) -> crate::metrics::Phase {
+    use crate::metrics::Phase;
+    if entry.health.ejected.is_some() {
+        Phase::Ejected
+    } else if entry.health.unhealthy {
+        Phase::Unhealthy
+    } else {
+        Phase::Ready
     }
 }
 

@@ -38,7 +38,7 @@
 //! algorithm with good dispersion on short keys, unlike `std`'s `DefaultHasher`, whose output
 //! may change between Rust releases.
 //!
-//! With the `http` feature, [`Header`], [`Path`], [`Cookie`] and [`QueryParam`] extract keys
+//! With the `http` feature, `Header`, `Path`, `Cookie` and `QueryParam` extract keys
 //! from an `http::Request` (or its `Parts`) by borrowing the bytes as sent, without allocating.
 //!
 //! A request without a key (`None`) goes to the picker's **fallback**, [`Random`](super::Random)

@@ -7,7 +7,7 @@
 //! endpoints by their value of that label and builds its inner picker's table once per value,
 //! over that group alone, plus once over every endpoint; each group keeps the map from its own
 //! indices to the set's. Per request it takes the value from the request with a
-//! [`SelectLabel`] (a closure, or with the `http` feature a [`Header`]), finds the group, and
+//! [`SelectLabel`] (a closure, or with the `http` feature a `Header`), finds the group, and
 //! lets the inner picker pick within it through
 //! [`Loads::subset`](crate::balance::Loads::subset), so load-aware inner pickers see the
 //! group's live loads. The pick costs the selector, a scan of up to eight values (beyond,

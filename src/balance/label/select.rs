@@ -6,7 +6,7 @@
 /// Implement it for a named extractor type. A closure `Fn(&Req) -> Option<&str>` is a
 /// selector too; pass it to [`LabelRoute::from_fn`](super::LabelRoute::from_fn), whose bound
 /// tells the compiler that the returned value borrows from the request. With the `http`
-/// feature, [`Header`](super::Header) reads a header.
+/// feature, `Header` reads a header.
 ///
 /// # Examples
 ///
