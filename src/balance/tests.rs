@@ -555,10 +555,16 @@ impl Service<()> for Counted {
     }
 }
 
-/// Events more frequent than the reaping interval (here health checks every 100 ms) must
-/// not put the reaping off: its deadline is fixed when a snapshot is retired.
-#[tokio::test(start_paused = true)]
-async fn frequent_driver_events_do_not_delay_dropping_retired_snapshots() {
+/// A balancer from `builder` over two endpoints whose clients count their drops, and a second
+/// clone; both clones have sent a request, so both cache the two-endpoint snapshot.
+async fn two_clones_on_two_endpoints(
+    builder: Builder<RoundRobin>,
+) -> (
+    Watch,
+    Arc<AtomicUsize>,
+    Balance<RoundRobin, Counted>,
+    Balance<RoundRobin, Counted>,
+) {
     let (watch, updates) = Watch::new();
     let drops = Arc::new(AtomicUsize::new(0));
     let make = {
@@ -568,12 +574,7 @@ async fn frequent_driver_events_do_not_delay_dropping_retired_snapshots() {
             async move { Ok::<_, Infallible>(Counted(ep.addr(), drops)) }
         })
     };
-    let probe = service_fn(|_: Endpoint| async { Ok::<_, Infallible>(()) });
-    let check = crate::health::HealthCheck::new(Duration::from_millis(100)).unwrap();
-    let mut balance = Balance::builder(RoundRobin::with_seed(0))
-        .health_check(check, probe)
-        .build(updates, make)
-        .unwrap();
+    let mut balance = builder.build(updates, make).unwrap();
     let mut idle = balance.clone();
     watch
         .reset([Endpoint::new(addr(1)), Endpoint::new(addr(2))])
@@ -581,6 +582,17 @@ async fn frequent_driver_events_do_not_delay_dropping_retired_snapshots() {
     settle(&balance, 2).await;
     idle.ready().await.unwrap().call(()).await.unwrap();
     balance.ready().await.unwrap().call(()).await.unwrap();
+    (watch, drops, balance, idle)
+}
+
+/// Events more frequent than the reaping interval (here health checks every 100 ms) must
+/// not put the reaping off: its deadline is fixed when a snapshot is retired.
+#[tokio::test(start_paused = true)]
+async fn frequent_driver_events_do_not_delay_dropping_retired_snapshots() {
+    let probe = service_fn(|_: Endpoint| async { Ok::<_, Infallible>(()) });
+    let check = crate::health::HealthCheck::new(Duration::from_millis(100)).unwrap();
+    let builder = Balance::builder(RoundRobin::with_seed(0)).health_check(check, probe);
+    let (watch, drops, mut balance, mut idle) = two_clones_on_two_endpoints(builder).await;
     watch.remove(addr(1)).unwrap();
     settle(&balance, 1).await;
     balance.ready().await.unwrap().call(()).await.unwrap();
@@ -595,26 +607,8 @@ async fn frequent_driver_events_do_not_delay_dropping_retired_snapshots() {
 
 #[tokio::test(start_paused = true)]
 async fn replaced_snapshots_are_dropped_by_the_driver_not_by_requests() {
-    let (watch, updates) = Watch::new();
-    let drops = Arc::new(AtomicUsize::new(0));
-    let make = {
-        let drops = drops.clone();
-        service_fn(move |ep: Endpoint| {
-            let drops = drops.clone();
-            async move { Ok::<_, Infallible>(Counted(ep.addr(), drops)) }
-        })
-    };
-    let mut balance = Balance::builder(RoundRobin::with_seed(0))
-        .build(updates, make)
-        .unwrap();
-    let mut idle = balance.clone();
-    watch
-        .reset([Endpoint::new(addr(1)), Endpoint::new(addr(2))])
-        .unwrap();
-    settle(&balance, 2).await;
-    // Both clones now cache the two-endpoint snapshot.
-    idle.ready().await.unwrap().call(()).await.unwrap();
-    balance.ready().await.unwrap().call(()).await.unwrap();
+    let builder = Balance::builder(RoundRobin::with_seed(0));
+    let (watch, drops, mut balance, mut idle) = two_clones_on_two_endpoints(builder).await;
 
     watch.remove(addr(1)).unwrap();
     settle(&balance, 1).await;
