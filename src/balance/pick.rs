@@ -133,8 +133,9 @@ impl<'a> EndpointView<'a> {
 pub struct Loads<'a> {
     repr: Repr<'a>,
     now: Option<Instant>,
-    /// `now` in the time of loads whose epoch is `.0`: the balancer's one conversion per pick.
-    nanos: Option<(Instant, u64)>,
+    /// `now` in the time of every load here (a balancer's share one epoch): its one
+    /// conversion per pick. `None` for loads a picker was handed on its own.
+    nanos: Option<u64>,
     /// Index maps of nested subsets, innermost last; `maps[..depth]` are in use.
     maps: [&'a [u32]; MAX_DEPTH],
     depth: u8,
@@ -165,12 +166,12 @@ impl<'a> Loads<'a> {
         Loads::from_repr(Repr::Slice(loads), Some(now))
     }
 
-    /// A snapshot's loads; `now` is the request's start and `epoch` that of every load in
-    /// it, with `now` already in nanoseconds since it.
+    /// A snapshot's loads; `now` is the request's start, also in nanoseconds since the
+    /// epoch every load of the snapshot shares.
     #[inline]
-    pub(crate) fn chunked(loads: &'a Chunked<Load>, now: Option<(Instant, Instant, u64)>) -> Self {
-        let mut loads = Loads::from_repr(Repr::Chunked(loads), now.map(|(now, _, _)| now));
-        loads.nanos = now.map(|(_, epoch, nanos)| (epoch, nanos));
+    pub(crate) fn chunked(loads: &'a Chunked<Load>, now: Option<(Instant, u64)>) -> Self {
+        let mut loads = Loads::from_repr(Repr::Chunked(loads), now.map(|(now, _)| now));
+        loads.nanos = now.map(|(_, nanos)| nanos);
         loads
     }
 
@@ -190,8 +191,8 @@ impl<'a> Loads<'a> {
     #[inline]
     pub(crate) fn nanos(&self, load: &Load) -> Option<u64> {
         match self.nanos {
-            Some((epoch, nanos)) if epoch == load.epoch() => Some(nanos),
-            _ => self.now.map(|now| load.since_epoch(now)),
+            Some(nanos) => Some(nanos),
+            None => self.now.map(|now| load.since_epoch(now)),
         }
     }
 

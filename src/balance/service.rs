@@ -230,10 +230,7 @@ impl<P: Pick, S, C: Clone> Balance<P, S, C> {
             let now = Instant::now();
             (decay, now, nanos_since(epoch, now))
         });
-        let loads = Loads::chunked(
-            &snapshot.loads,
-            timing.map(|(_, now, nanos)| (now, epoch, nanos)),
-        );
+        let loads = Loads::chunked(&snapshot.loads, timing.map(|(_, now, nanos)| (now, nanos)));
         let mut picked = self
             .picker
             .pick(&snapshot.table, &mut self.cursor, &loads, &req);
@@ -266,10 +263,11 @@ impl<P: Pick, S, C: Clone> Balance<P, S, C> {
                 ResponseFuture {
                     state: State::Call {
                         guard: Some(match timing {
-                            Some((decay, _, nanos)) if load.epoch() == epoch => {
+                            Some((decay, _, nanos)) => {
+                                // The driver gives every load the balancer's epoch.
+                                debug_assert!(load.epoch() == epoch, "a load outside the epoch");
                                 load.start_timed_at(nanos, decay)
                             }
-                            Some((decay, now, _)) => load.start_timed(now, decay),
                             None => load.start(),
                         }),
                         fut: Oneshot::new(client.clone(), req),

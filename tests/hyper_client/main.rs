@@ -2,9 +2,9 @@
 //! HTTP/2 through `Balance`, mutual TLS with SPIFFE identities, connection pooling keyed by
 //! endpoint and identity, and failures counted against the endpoint.
 //!
-//! Run with `cargo test --features http,tls --test hyper_client` (or `--all-features`).
+//! Run with `cargo test --features http,tls,test-util --test hyper_client` (or `--all-features`).
 
-#![cfg(all(feature = "http", feature = "tls"))]
+#![cfg(all(feature = "http", feature = "tls", feature = "test-util"))]
 
 mod pki;
 mod server;
@@ -29,8 +29,9 @@ use tower_mesh::identity::PeerIdentity;
 use tower_mesh::load::TrackBody;
 use tower_mesh::tls::{HandshakeFailed, IdentityMismatch, NoExpectedIdentity};
 
-use crate::pki::{API, Ca, FRONTEND, OTHER, dns, uri};
+use crate::pki::{API, Ca, FRONTEND, OTHER};
 use crate::server::{Seen, Server};
+use tower_mesh::test_util::CertSpec;
 
 type Body = Full<Bytes>;
 
@@ -406,7 +407,7 @@ async fn one_server_two_identities_two_verified_connections() {
     let ca = Ca::new();
     // One certificate proving a SPIFFE ID and a DNS name: both identities verify at one
     // address, yet each gets its own connection.
-    let leaf = ca.leaf(vec![uri(API), dns("api.pay.svc")]);
+    let leaf = ca.leaf(CertSpec::spiffe(API).dns_name("api.pay.svc"));
     let server = Server::tls("api", ca.config(&leaf, &[])).await;
     let make = HttpClient::builder()
         .tls(ca.config(&ca.spiffe_leaf(FRONTEND), &[]))
