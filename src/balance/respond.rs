@@ -27,7 +27,7 @@ pub trait Respond<Res>: Clone + Send + Sync + 'static {
 impl<C: Classify<Res>, Res> Respond<Res> for C {
     type Response = Res;
 
-    #[inline]
+    #[inline(always)]
     fn respond(&self, result: Result<Res, BoxError>, mut guard: InFlight) -> Result<Res, BoxError> {
         outcome(&mut guard, self.classify(result.as_ref()), result.is_ok());
         result
@@ -36,7 +36,7 @@ impl<C: Classify<Res>, Res> Respond<Res> for C {
 
 /// Counts one outcome on the request's endpoint. A response is a full RTT sample; an error
 /// only a lower bound, so a fast failure cannot make a broken endpoint look fast.
-#[inline]
+#[inline(always)]
 pub(crate) fn outcome(guard: &mut InFlight, outcome: Outcome, responded: bool) {
     match outcome {
         Outcome::Success => guard.succeeded(),

@@ -200,10 +200,17 @@ impl Load {
         (est > 0.0).then(|| std::time::Duration::from_nanos(est as u64))
     }
 
-    /// Records one RTT sample ending at `now`, as a completed request would.
+    /// Records one RTT sample ending at `now`, as a completed request would. (A guard whose
+    /// request is its endpoint's only one in flight updates the estimate with a plain store, so
+    /// a sample recorded here at that very moment can be overwritten.)
     pub fn record_rtt(&self, rtt: std::time::Duration, now: Instant, decay: Decay) {
-        self.slot
-            .record(rtt.as_nanos() as f64, nanos(self.epoch, now), decay, false);
+        self.slot.record(
+            rtt.as_nanos() as f64,
+            nanos(self.epoch, now),
+            decay,
+            false,
+            false,
+        );
     }
 }
 
@@ -216,20 +223,34 @@ impl Default for Load {
 /// Nanoseconds from `epoch` to `t`; saturates (a `u64` holds 584 years).
 #[inline]
 pub(crate) fn nanos(epoch: Instant, t: Instant) -> u64 {
-    u64::try_from(t.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+    // In `u64` arithmetic: `Duration::as_nanos` widens to `u128`, a multiply and a check more
+    // on both clock reads of every timed request.
+    let d = t.saturating_duration_since(epoch);
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 impl Slot {
-    fn record(&self, sample: f64, now: u64, decay: Decay, lower_bound: bool) {
+    /// Folds one sample into the estimate.
+    ///
+    /// `sole` says the caller is a guard whose request is the only one in flight on the
+    /// endpoint. Every guard records before it stops counting in flight, so no other guard can
+    /// be recording then: a plain store replaces the compare-and-swap, the one read-modify-write
+    /// a completion would otherwise add to the two that count it. (Only a request started and
+    /// finished entirely while this thread is descheduled between its load and its store could
+    /// have its sample overwritten, and the estimate stays one the formula produced.)
+    fn record(&self, sample: f64, now: u64, decay: Decay, lower_bound: bool, sole: bool) {
         let mut prior_bits = self.rtt.load(Relaxed);
+        if sole {
+            if let Some(next) = self.next_estimate(prior_bits, sample, now, decay, lower_bound) {
+                self.rtt.store(next.to_bits(), Relaxed);
+                self.rtt_at.store(now, Relaxed);
+            }
+            return;
+        }
         loop {
-            let prior = f64::from_bits(prior_bits);
-            let prior = (prior > 0.0).then_some(prior);
-            let since = now.saturating_sub(self.rtt_at.load(Relaxed)) as f64;
-            // Zero would read as "no sample": keep estimates at least 1 ns.
-            let Some(next) =
-                rtt::update(prior, sample, since, decay, lower_bound).map(|e| e.max(1.0))
-            else {
+            let Some(next) = self.next_estimate(prior_bits, sample, now, decay, lower_bound) else {
                 return;
             };
             match self
@@ -245,6 +266,23 @@ impl Slot {
                 Err(current) => prior_bits = current,
             }
         }
+    }
+
+    /// The estimate after `sample`, from the estimate `prior_bits`; `None` to leave it.
+    #[inline]
+    fn next_estimate(
+        &self,
+        prior_bits: u64,
+        sample: f64,
+        now: u64,
+        decay: Decay,
+        lower_bound: bool,
+    ) -> Option<f64> {
+        let prior = f64::from_bits(prior_bits);
+        let prior = (prior > 0.0).then_some(prior);
+        let since = now.saturating_sub(self.rtt_at.load(Relaxed)) as f64;
+        // Zero would read as "no sample": keep estimates at least 1 ns.
+        rtt::update(prior, sample, since, decay, lower_bound).map(|e| e.max(1.0))
     }
 }
 
@@ -299,12 +337,14 @@ impl InFlight {
 }
 
 impl Drop for InFlight {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if let Some(timer) = &self.timer {
             let now = nanos(timer.epoch, Instant::now());
             let sample = now.saturating_sub(timer.at) as f64;
-            self.slot.record(sample, now, timer.decay, !timer.completed);
+            let sole = self.slot.in_flight() == 1;
+            self.slot
+                .record(sample, now, timer.decay, !timer.completed, sole);
             self.slot.done_at.store(now, Relaxed);
         }
         // The last touch of the slot: once every guard has finished, a released slot may be

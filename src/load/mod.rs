@@ -41,8 +41,11 @@
 //!   slow response finally arrives. Keeping it costs one plain store per completion and one
 //!   when the endpoint goes from idle to busy, no read-modify-write.
 //!
-//! The estimate is kept in atomics (a compare-and-swap loop on completion, plain loads on a
-//! pick); nothing locks.
+//! The estimate is kept in atomics, plain loads on a pick; nothing locks. A completion updates
+//! it with a plain store when its request was the endpoint's only one in flight (no other
+//! guard can be updating it then, since guards update before they stop counting), and with a
+//! compare-and-swap loop otherwise: a sequential caller pays two atomic additions per timed
+//! request, as for an untimed one.
 //!
 //! # Sources
 //!

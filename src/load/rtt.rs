@@ -98,32 +98,55 @@ impl Decay {
     /// An endpoint a picker has been avoiding goes unsampled for seconds, so reading its
     /// estimate takes the library `exp` path of [`keep`](Self::keep), about 15 ns, on a fifth
     /// of all picks over ten endpoints (measured: a fifth of a Peak-EWMA request's cost). Here
-    /// `e^(-x) = 2^(-k) · e^(-r·ln 2)` with `-x·log2 e = -k - r`, `k` an integer and
-    /// `0 ≤ r < 1`; `2^(-k)` is built from its bits and `e^(-r·ln 2)` is its Taylor polynomial
-    /// to degree 10, whose truncation error is below `(ln 2)^11 / 11! < 5e-10`.
+    /// `e^(-x) = 2^(-t)` with `t = x·log2 e` split as `t = k + j/8 + r` (`k`, `j` integers,
+    /// `0 ≤ j < 8`, `0 ≤ r < 1/8`): `2^(-k)` is built from its bits, `2^(-j/8)` is one of eight
+    /// constants, and `2^(-r) = e^(-r·ln 2)` is its Taylor polynomial to degree 6, whose
+    /// truncation error is below `(ln 2 / 8)^7 / 7! < 8e-12`. Only multiplies and adds, no
+    /// divide: with the degree-10 polynomial over all of `0 ≤ r < 1` it replaced, written with
+    /// a divide per term, Peak-EWMA over 10,000 endpoints (where stale candidates are common)
+    /// cost 131 ns per request in `cargo bench --bench balance`; with this, 114.
     #[inline]
     pub(crate) fn keep_approx(self, elapsed_ns: f64) -> f64 {
         let x = elapsed_ns.max(0.0) * self.inv;
         if x < 1e-3 {
-            return self.keep(elapsed_ns);
+            // Degree 2: the truncation error is below `x³/6 < 1.7e-10`. The usual case (an
+            // endpoint sampled within the last 10 ms), so two multiply-adds fewer than `keep`
+            // on each of a pick's two candidates.
+            return 1.0 - x * (1.0 - 0.5 * x);
         }
         if x >= 700.0 {
             // e^-700 is 1e-304: nothing an estimate in nanoseconds can keep.
             return 0.0;
         }
+        // 0 <= 8t < 8080, so the truncation is a floor and fits; m/8 is exact.
         let t = x * std::f64::consts::LOG2_E;
-        // 0 <= t < 1010, so the truncation is exact and fits.
-        let k = t as i64;
-        let y = -(t - k as f64) * std::f64::consts::LN_2;
-        let mut p = 1.0;
-        for n in (1..=10).rev() {
-            p = 1.0 + p * y / f64::from(n);
-        }
+        let m = (t * 8.0) as i64;
+        let k = m >> 3;
+        let j = (m & 7) as usize;
+        let r = (t - m as f64 * 0.125).max(0.0);
+        let y = -r * std::f64::consts::LN_2;
+        let p = 1.0
+            + y * (1.0
+                + y * (1.0 / 2.0
+                    + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0 + y * (1.0 / 720.0))))));
         // 2^(-k) for 0 <= k < 1010: a normal f64 with exponent field 1023 - k.
         let scale = f64::from_bits(((1023 - k) as u64) << 52);
-        p * scale
+        p * EXP2_NEG_EIGHTHS[j] * scale
     }
 }
+
+/// `2^(-j/8)` for `j` in `0..8`, each the `f64` nearest the exact value (checked against
+/// `exp2` in the tests).
+pub(crate) const EXP2_NEG_EIGHTHS: [f64; 8] = [
+    1.0,
+    0.917_004_043_204_671_2,
+    0.840_896_415_253_714_5,
+    0.771_105_412_703_970_4,
+    std::f64::consts::FRAC_1_SQRT_2,
+    0.648_419_777_325_504_8,
+    0.594_603_557_501_360_5,
+    0.545_253_866_332_628_8,
+];
 
 impl Rtt {
     const fn from_nanos(nanos: f64) -> Self {

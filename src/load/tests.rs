@@ -119,6 +119,32 @@ async fn timed_guards_sample_completions_fully_and_cancellations_as_lower_bounds
 }
 
 #[tokio::test(start_paused = true)]
+async fn overlapping_requests_each_count_whichever_path_records_them() {
+    // The first to finish has company in flight (compare-and-swap); the second is alone
+    // (plain store). Both samples must land, by the same formula.
+    let load = Load::new();
+    let d = decay(10.0);
+    load.record_rtt(Duration::from_millis(40), Instant::now(), d);
+    let mut a = load.start_timed(Instant::now(), d);
+    let mut b = load.start_timed(Instant::now(), d);
+    advance(Duration::from_millis(10)).await;
+    a.completed();
+    drop(a);
+    let keep = (-0.010f64 / 10.0).exp();
+    let after_a = 40.0 * MS * keep + 10.0 * MS * (1.0 - keep);
+    let got = load.rtt_estimate(Instant::now(), d).unwrap();
+    assert!(close(got, after_a), "{got} != {after_a}");
+    advance(Duration::from_millis(5)).await;
+    b.completed();
+    drop(b);
+    let keep = (-0.005f64 / 10.0).exp();
+    let after_b = after_a * keep + 15.0 * MS * (1.0 - keep);
+    let got = load.rtt_estimate(Instant::now(), d).unwrap();
+    assert!(close(got, after_b), "{got} != {after_b}");
+    assert_eq!(load.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn stall_is_the_time_busy_without_progress() {
     let load = Load::new();
     let d = decay(10.0);
@@ -244,6 +270,39 @@ fn keep_equals_exp_to_rounding_on_both_sides_of_the_polynomial_cutoff() {
     }
     // Negative elapsed times (a racing update) keep everything.
     assert_eq!(d.keep(-5.0), 1.0);
+}
+
+#[test]
+fn the_eighths_table_is_exp2_to_rounding() {
+    for (j, &c) in crate::load::rtt::EXP2_NEG_EIGHTHS.iter().enumerate() {
+        let want = (-(j as f64) / 8.0).exp2();
+        assert!(
+            (c - want).abs() <= f64::EPSILON * want,
+            "j = {j}: {c} against {want}"
+        );
+    }
+}
+
+#[test]
+fn keep_approx_is_exp_to_a_billionth_at_every_table_boundary() {
+    let d = decay(10.0);
+    // Just below, at and above each point where `k` or `j` changes.
+    for k in 0..12 {
+        for j in 0..8 {
+            let t = f64::from(k) + f64::from(j) / 8.0;
+            for t in [t - 1e-12, t, t + 1e-12] {
+                let x = t / std::f64::consts::LOG2_E;
+                if !(1e-3..700.0).contains(&x) {
+                    continue;
+                }
+                let (want, got) = ((-x).exp(), d.keep_approx(x * 10e9));
+                assert!(
+                    (got - want).abs() <= 1e-9 * want,
+                    "x = {x}: {got} against {want}"
+                );
+            }
+        }
+    }
 }
 
 proptest::proptest! {

@@ -25,7 +25,8 @@ pin_project! {
     pub struct ResponseFuture<S: Service<Req>, Req, Pol> {
         #[pin]
         first: Attempt<S::Future>,
-        local: Arc<Local<S, Pol>>,
+        // Released as soon as a first attempt succeeds (see `poll`); `None` only then.
+        local: Option<Arc<Local<S, Pol>>>,
         // The template every further attempt is replayed from (never sent itself); `None`
         // when the policy gave none or no further attempt is allowed.
         backup: Option<Req>,
@@ -65,7 +66,7 @@ impl<S, Req, Pol> ResponseFuture<S, Req, Pol>
 where
     S: Service<Req>,
 {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(
         first: S::Future,
         local: Arc<Local<S, Pol>>,
@@ -99,7 +100,7 @@ where
         };
         ResponseFuture {
             first: Attempt::Running { fut: first },
-            local,
+            local: Some(local),
             backup,
             attempted,
             slow,
@@ -115,7 +116,7 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let mut kept = None;
@@ -126,15 +127,24 @@ where
                 AttemptProj::Idle => panic!("retry ResponseFuture polled after completion"),
             };
             this.first.set(Attempt::Idle);
-            let policy = &this.local.shared.policy;
+            let Some(local) = this.local.as_ref() else {
+                panic!("retry ResponseFuture polled after completion");
+            };
             if this.backup.is_none()
                 || is_no_endpoints(&result)
-                || !policy.retryable(result.as_ref())
+                || !local.shared.policy.retryable(result.as_ref())
             {
+                // Released here, right after the attempt's guard finished its own atomic
+                // add: a locked instruction drains the store buffer, and there it finds it
+                // nearly empty.
+                *this.local = None;
                 return Poll::Ready(result);
             }
             kept = Some(result);
         }
+        let Some(local) = this.local.as_ref() else {
+            panic!("retry ResponseFuture polled after completion");
+        };
         let slow = this
             .slow
             .get_or_insert_with(|| Box::pin(Slow::new(Timer::Off, Timer::Off)));
@@ -143,7 +153,7 @@ where
             *slow.last = kept;
         }
         let mut attempts = Attempts {
-            local: &*this.local,
+            local,
             backup: this.backup,
             attempted: this.attempted,
         };

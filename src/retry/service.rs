@@ -26,11 +26,11 @@ use crate::error::BoxError;
 ///
 /// A request that succeeds first time pays: one policy [`replay`](Policy::replay) (the copy
 /// that makes a retry possible), one uncontended reference count on this clone's own state,
-/// and a plain counter increment; the first request of every batch of 16 also reads the
-/// clock, and the last adds the 16 to the shared budget. The inner service is cloned only
+/// and a plain counter increment; the first request of every batch of 32 also reads the
+/// clock, and the last adds the 32 to the shared budget. The inner service is cloned only
 /// when a retry or hedge is sent. Timers exist only with a per-try timeout or hedging.
 ///
-/// Deposits are batched: a clone deposits its requests every 16 requests, at its next request
+/// Deposits are batched: a clone deposits its requests every 32 requests, at its next request
 /// after one of its requests drew on the budget, and when it is dropped. So a clone's last few
 /// requests are missing from the budget for a while, and a batch is counted as if made at its
 /// first request, so it leaves the window no later than its requests would have: both only
@@ -140,21 +140,20 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, Req, Pol>;
 
-    #[inline]
+    #[inline(always)]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         // A relaxed load from the line the reference count below touches anyway.
         let soon = self.local.flush_soon.load(Relaxed);
         if self.deposits.add(soon) {
             self.local.flush_soon.store(false, Relaxed);
         }
-        let local = Arc::clone(&self.local);
         let backup = if self.config.max_attempts > 1 {
-            local.shared.policy.replay(&req)
+            self.local.shared.policy.replay(&req)
         } else {
             None
         };
@@ -164,6 +163,9 @@ where
         } else {
             self.inner.call(req)
         };
+        // Cloned after the balancer's own atomic add, which has just drained the store buffer
+        // this locked instruction would otherwise wait for.
+        let local = Arc::clone(&self.local);
         ResponseFuture::new(first, local, backup, attempted, &self.config)
     }
 }
@@ -209,7 +211,7 @@ impl<S, Pol> fmt::Debug for Local<S, Pol> {
 impl Deposits {
     /// Counts one request; deposits the batch when it is full or `soon`. Returns whether it
     /// deposited.
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, soon: bool) -> bool {
         if self.pending == 0 {
             self.start_batch();
@@ -246,4 +248,4 @@ impl Drop for Deposits {
 }
 
 /// Requests a clone counts before adding them to the shared budget (and reading the clock).
-const FLUSH_EVERY: u64 = 16;
+const FLUSH_EVERY: u64 = 32;

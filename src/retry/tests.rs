@@ -432,26 +432,26 @@ async fn budget_window_expires_requests_and_retries() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retry_deposits_in_batches_of_16_and_on_drop() {
+async fn retry_deposits_in_batches_of_32_and_on_drop() {
     let plan = Plan::new(&[]);
     let balance = balancer(2, &plan).await;
     let mut retry = layer().layer(balance);
-    for i in 0..15 {
+    for i in 0..31 {
         retry.ready().await.unwrap().call(i).await.unwrap();
     }
     let budget = retry.budget().clone();
     assert_eq!(budget.stats().requests, 0);
-    retry.ready().await.unwrap().call(15).await.unwrap();
-    assert_eq!(budget.stats().requests, 16);
+    retry.ready().await.unwrap().call(31).await.unwrap();
+    assert_eq!(budget.stats().requests, 32);
     let mut clone = retry.clone();
     for i in 0..3 {
         retry.ready().await.unwrap().call(i).await.unwrap();
         clone.ready().await.unwrap().call(i).await.unwrap();
     }
     drop(retry);
-    assert_eq!(budget.stats().requests, 19);
+    assert_eq!(budget.stats().requests, 35);
     let _ = clone.into_inner();
-    assert_eq!(budget.stats().requests, 22);
+    assert_eq!(budget.stats().requests, 38);
 }
 
 #[tokio::test(start_paused = true)]
@@ -821,10 +821,10 @@ async fn a_clone_idle_for_long_deposits_its_next_batch_in_the_window() {
     let budget = Arc::new(Budget::new(Duration::from_secs(10), 0, 1.0).unwrap());
     let mut retry = layer().budget(budget.clone()).layer(balance);
     tokio::time::advance(Duration::from_secs(60)).await;
-    for i in 0..16 {
+    for i in 0..32 {
         retry.ready().await.unwrap().call(i).await.unwrap();
     }
-    assert_eq!(budget.stats().requests, 16);
+    assert_eq!(budget.stats().requests, 32);
     assert!(
         budget.withdraw(Withdrawal::Retry),
         "a burst after an idle minute earns retries"
