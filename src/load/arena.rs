@@ -11,7 +11,10 @@
 //! most endpoints (live plus draining) the process ever had at once, 128 bytes each.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// In-flight requests are the low 32 bits of [`Slot::state`]; finished requests the high 32.
 const IN_FLIGHT_MASK: u64 = 0xFFFF_FFFF;
@@ -54,7 +57,9 @@ impl Slot {
 
     #[inline]
     pub(super) fn finish(&self) {
-        let prev = self.state.fetch_add(FINISH, Relaxed);
+        // Release: a guard that later reads this count (Acquire, `in_flight_synced`) and finds
+        // itself alone also sees the RTT update this guard made before finishing.
+        let prev = self.state.fetch_add(FINISH, Release);
         if prev >> 32 == IN_FLIGHT_MASK {
             // The finished half just wrapped from 2³² - 1 to 0.
             self.wraps.fetch_add(1, Relaxed);
@@ -64,6 +69,13 @@ impl Slot {
     #[inline]
     pub(super) fn in_flight(&self) -> u64 {
         self.state.load(Relaxed) & IN_FLIGHT_MASK
+    }
+
+    /// [`in_flight`](Self::in_flight), ordered after every finish it counts (so after the RTT
+    /// updates those guards made before finishing).
+    #[inline]
+    pub(super) fn in_flight_synced(&self) -> u64 {
+        self.state.load(Acquire) & IN_FLIGHT_MASK
     }
 
     pub(super) fn requests(&self) -> u64 {

@@ -235,11 +235,14 @@ impl Slot {
     /// Folds one sample into the estimate.
     ///
     /// `sole` says the caller is a guard whose request is the only one in flight on the
-    /// endpoint. Every guard records before it stops counting in flight, so no other guard can
-    /// be recording then: a plain store replaces the compare-and-swap, the one read-modify-write
-    /// a completion would otherwise add to the two that count it. (Only a request started and
-    /// finished entirely while this thread is descheduled between its load and its store could
-    /// have its sample overwritten, and the estimate stays one the formula produced.)
+    /// endpoint. Every guard records before it stops counting in flight (and finishes with
+    /// Release, read here with Acquire, so the updates of guards already finished are seen),
+    /// so no other guard can be recording then: a plain store replaces the compare-and-swap,
+    /// the one read-modify-write a completion would otherwise add to the two that count it.
+    /// What remains is a request that starts *and* finishes between this guard's read of the
+    /// count and its store, a few nanoseconds (an in-process endpoint on another core could,
+    /// or any request while this thread is descheduled there): its sample is overwritten, and
+    /// the estimate is still one the formula produced.
     fn record(&self, sample: f64, now: u64, decay: Decay, lower_bound: bool, sole: bool) {
         let mut prior_bits = self.rtt.load(Relaxed);
         if sole {
@@ -342,7 +345,7 @@ impl Drop for InFlight {
         if let Some(timer) = &self.timer {
             let now = nanos(timer.epoch, Instant::now());
             let sample = now.saturating_sub(timer.at) as f64;
-            let sole = self.slot.in_flight() == 1;
+            let sole = self.slot.in_flight_synced() == 1;
             self.slot
                 .record(sample, now, timer.decay, !timer.completed, sole);
             self.slot.done_at.store(now, Relaxed);

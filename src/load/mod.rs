@@ -17,7 +17,9 @@
 //! The counters of different endpoints live in separate 128-byte-aligned slots (two cache
 //! lines, because adjacent-line prefetching pairs lines on x86), so traffic on one busy
 //! endpoint does not slow its neighbours. Counter updates are `Relaxed`: each is independently
-//! monotonic and readers need no ordering between them.
+//! monotonic and readers need no ordering between them. The one exception is a finish, a
+//! `Release` add (free on x86) that a completing guard reads with `Acquire` before it updates
+//! the RTT estimate (below).
 //!
 //! # Latency
 //!
@@ -43,9 +45,10 @@
 //!
 //! The estimate is kept in atomics, plain loads on a pick; nothing locks. A completion updates
 //! it with a plain store when its request was the endpoint's only one in flight (no other
-//! guard can be updating it then, since guards update before they stop counting), and with a
-//! compare-and-swap loop otherwise: a sequential caller pays two atomic additions per timed
-//! request, as for an untimed one.
+//! guard can be updating it then, since guards update before they stop counting; only a
+//! request started and finished in the few nanoseconds between that check and the store can
+//! lose its sample), and with a compare-and-swap loop otherwise: a sequential caller pays two
+//! atomic additions per timed request, as for an untimed one.
 //!
 //! # Sources
 //!

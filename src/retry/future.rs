@@ -25,7 +25,8 @@ pin_project! {
     pub struct ResponseFuture<S: Service<Req>, Req, Pol> {
         #[pin]
         first: Attempt<S::Future>,
-        // Released as soon as a first attempt succeeds (see `poll`); `None` only then.
+        // Released as soon as the first attempt's result is final (see `poll`); `None` only
+        // then.
         local: Option<Arc<Local<S, Pol>>>,
         // The template every further attempt is replayed from (never sent itself); `None`
         // when the policy gave none or no further attempt is allowed.

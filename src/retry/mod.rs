@@ -60,7 +60,7 @@
 //! A request that succeeds at its first attempt pays for one [`Policy::replay`] (a clone of
 //! the request with [`AssumeIdempotent`]), one uncontended reference count and a plain counter
 //! on the calling clone's own state, and one [`Policy::retryable`] check of the result; the
-//! first request of every batch of sixteen also reads the clock, and the last adds the batch
+//! first request of every batch of 32 also reads the clock, and the last adds the batch
 //! to the shared budget. Nothing is
 //! allocated, no timer is set and the inner service is not cloned unless a retry or hedge is
 //! sent. A per-try timeout costs one timer per attempt; hedging costs one timer per request,
