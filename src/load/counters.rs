@@ -242,7 +242,8 @@ impl Slot {
     /// What remains is a request that starts *and* finishes between this guard's read of the
     /// count and its store, a few nanoseconds (an in-process endpoint on another core could,
     /// or any request while this thread is descheduled there): its sample is overwritten, and
-    /// the estimate is still one the formula produced.
+    /// the estimate is still one the formula produced. (One function with a flag rather than
+    /// two: with two, the guard's drop cost Peak-EWMA 6–9 ns more per request, measured.)
     fn record(&self, sample: f64, now: u64, decay: Decay, lower_bound: bool, sole: bool) {
         let mut prior_bits = self.rtt.load(Relaxed);
         if sole {
